@@ -1,0 +1,84 @@
+package app
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+
+	"github.com/poolmgr/poolmgr/internal/auth"
+	"github.com/poolmgr/poolmgr/internal/config"
+	"github.com/poolmgr/poolmgr/internal/proxy"
+)
+
+// NewLogger returns the logger the [log] section asks for.
+func NewLogger(c *config.Config) *slog.Logger {
+	var lvl slog.Level
+	switch c.Log.Level {
+	case "debug":
+		lvl = slog.LevelDebug
+	case "warn":
+		lvl = slog.LevelWarn
+	case "error":
+		lvl = slog.LevelError
+	default:
+		lvl = slog.LevelInfo
+	}
+	ho := &slog.HandlerOptions{Level: lvl}
+	if c.Log.Format == "json" {
+		return slog.New(slog.NewJSONHandler(os.Stderr, ho))
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, ho))
+}
+
+// BuildOptions turns a config into the core's settings snapshot, reading the auth_file.
+func BuildOptions(c *config.Config, log *slog.Logger) (*proxy.Options, error) {
+	p := c.Pool
+	o := &proxy.Options{
+		PoolSize:             c.EffectivePoolSize(),
+		MaxClients:           p.MaxClientConnections,
+		MaxServersPerBackend: p.MaxServerConnections,
+		MaxMessageSize:       p.MaxMessageSize,
+		ResetQuery:           p.ServerResetQuery,
+		QueryWaitTimeout:     p.QueryWaitTimeout.D(),
+		ServerIdleTimeout:    p.ServerIdleTimeout.D(),
+		ServerLifetime:       p.ServerLifetime.D(),
+		ServerConnectTimeout: p.ServerConnectTimeout.D(),
+		ServerLoginRetry:     p.ServerLoginRetry.D(),
+		IdleTxTimeout:        p.IdleTransactionTimeout.D(),
+		ClientLoginTimeout:   p.ClientLoginTimeout.D(),
+		ShutdownTimeout:      p.ShutdownTimeout.D(),
+		Log:                  log,
+		LogConnections:       c.Log.LogConnections,
+		LogDisconnections:    c.Log.LogDisconnections,
+		Secrets:              map[string]auth.Secret{},
+	}
+	switch p.PoolMode {
+	case "session":
+		o.PoolMode = proxy.ModeSession
+	case "statement":
+		o.PoolMode = proxy.ModeStatement
+	default:
+		o.PoolMode = proxy.ModeTransaction
+	}
+	switch c.Auth.AuthType {
+	case "md5":
+		o.AuthType = proxy.AuthMD5
+	case "trust":
+		o.AuthType = proxy.AuthTrust
+	default:
+		o.AuthType = proxy.AuthScram
+	}
+	if c.Auth.AuthFile != "" {
+		f, err := os.Open(c.Auth.AuthFile)
+		if err != nil {
+			return nil, fmt.Errorf("auth_file: %w", err)
+		}
+		defer f.Close()
+		m, err := auth.ParseUserlist(f)
+		if err != nil {
+			return nil, fmt.Errorf("auth_file %s: %w", c.Auth.AuthFile, err)
+		}
+		o.Secrets = m
+	}
+	return o, nil
+}

@@ -1,0 +1,292 @@
+package proxy
+
+import (
+	"net/netip"
+
+	"github.com/poolmgr/poolmgr/internal/auth"
+	"github.com/poolmgr/poolmgr/internal/pgproto"
+)
+
+// ClientState is where a client connection is in its life.
+type ClientState uint8
+
+// Client states.
+const (
+	ClientStartup ClientState = iota // waiting for the startup packet
+	ClientAuth                       // exchanging authentication messages
+	ClientWelcome                    // authenticated, waiting for the pool's server parameters
+	ClientIdle                       // logged in, holds no server connection
+	ClientWaiting                    // has a request queued for a server connection
+	ClientActive                     // linked to a server connection
+	ClientClosed
+)
+
+var clientStateNames = [...]string{"startup", "auth", "welcome", "idle", "waiting", "active", "closed"}
+
+func (s ClientState) String() string { return clientStateNames[s] }
+
+// maxStash bounds what a client may send while it has no server before its
+// reads are paused.
+const maxStash = 64 << 10
+
+// Client is one client connection's state. Small and fixed: an idle client
+// holds no buffer and no server.
+type Client struct {
+	loop   *Loop
+	h      Handle
+	state  ClientState
+	remote netip.AddrPort
+	since  int64 // accept time, then the time it started waiting
+
+	user, database string // interned
+	params         *ParamSet
+	pool           *Pool
+	server         *Server
+
+	scan  pgproto.Scanner // framing of what the client sends while linked
+	stash []byte          // bytes received while no server was linked (or during login)
+
+	authState  authStep
+	scram      *auth.ScramServer
+	md5salt    [4]byte
+	secret     auth.Secret
+	haveSecret bool
+
+	cancelPID, cancelSecret uint32
+
+	q            *clientQueue
+	qprev, qnext *Client
+
+	readPaused   bool
+	writeBlocked bool
+	reason       CloseReason
+}
+
+// State returns the client's state.
+func (c *Client) State() ClientState { return c.state }
+
+// OnData implements Endpoint.
+func (c *Client) OnData(b []byte) {
+	switch c.state {
+	case ClientStartup, ClientAuth:
+		c.onLoginData(b)
+	case ClientActive:
+		c.forward(b)
+		if s := c.server; s != nil {
+			c.loop.release(s)
+		}
+	case ClientIdle:
+		if c.stashBytes(b) {
+			c.startRequest()
+		}
+	case ClientWaiting, ClientWelcome:
+		c.stashBytes(b)
+	}
+}
+
+// stashBytes keeps b until a server is linked. It pauses reads when the
+// stash is large. It returns false if the client was closed.
+func (c *Client) stashBytes(b []byte) bool {
+	if c.stash == nil {
+		c.stash = c.loop.getBuf()
+	}
+	c.stash = append(c.stash, b...)
+	if len(c.stash) > maxStash && !c.readPaused {
+		c.readPaused = true
+		c.loop.t.PauseRead(c.h, true)
+	}
+	return true
+}
+
+// startRequest looks at the stash of an idle client: a lone Terminate
+// closes it; anything else needs a server.
+func (c *Client) startRequest() {
+	st := c.stash
+	if len(st) < pgproto.HeaderLen {
+		return // wait for a whole header
+	}
+	if st[0] == pgproto.MsgTerminate {
+		c.close(ReasonClientTerminate)
+		return
+	}
+	c.loop.acquire(c)
+}
+
+// forward relays b to the linked server, tracking message boundaries: a
+// Terminate is not forwarded, sync points are counted for the release
+// decision, and partial headers are held back until their type is known.
+func (c *Client) forward(b []byte) {
+	l := c.loop
+	s := c.server
+	start, i := 0, 0
+	for i < len(b) {
+		n, st, typ, _, err := c.scan.Next(b[i:])
+		if err != nil {
+			l.sendRange(s, b, start, i)
+			c.fatal(codeProtocolViolation, "invalid message length", ReasonClientProtocol)
+			return
+		}
+		if !st {
+			if c.scan.Partial() { // header bytes held back
+				l.sendRange(s, b, start, i)
+				start = i + n
+			}
+			i += n
+			continue
+		}
+		pieced := n < pgproto.HeaderLen
+		switch typ {
+		case pgproto.MsgTerminate:
+			l.sendRange(s, b, start, i)
+			c.close(ReasonClientTerminate)
+			return
+		case pgproto.MsgQuery, pgproto.MsgFunctionCall:
+			s.outstanding++
+			l.Stats.Queries++
+		case pgproto.MsgSync:
+			s.outstanding++
+			s.extOpen = false
+		case pgproto.MsgParse, pgproto.MsgBind, pgproto.MsgDescribe, pgproto.MsgExecute,
+			pgproto.MsgClose, pgproto.MsgFlush:
+			s.extOpen = true
+			if typ == pgproto.MsgExecute {
+				l.Stats.Queries++
+			}
+		case pgproto.MsgCopyData, pgproto.MsgCopyDone, pgproto.MsgCopyFail:
+		default:
+			l.sendRange(s, b, start, i)
+			c.fatal(codeProtocolViolation, "invalid frontend message type "+quoteByte(typ), ReasonClientProtocol)
+			return
+		}
+		if pieced {
+			l.sendRange(s, b, start, i)
+			l.t.Send(s.h, c.scan.Header())
+			start = i + n
+		}
+		i += n
+	}
+	l.sendRange(s, b, start, len(b))
+}
+
+func (l *Loop) sendRange(s *Server, b []byte, from, to int) {
+	if to > from && s != nil {
+		l.t.Send(s.h, b[from:to])
+	}
+}
+
+func quoteByte(b byte) string {
+	if b >= 0x20 && b < 0x7f {
+		return "\"" + string(rune(b)) + "\""
+	}
+	return "0x" + string("0123456789abcdef"[b>>4]) + string("0123456789abcdef"[b&15])
+}
+
+// OnConnected implements Endpoint (never called for clients).
+func (c *Client) OnConnected(error) {}
+
+// OnClosed implements Endpoint: the client went away.
+func (c *Client) OnClosed(error) {
+	if c.state != ClientClosed {
+		c.close(ReasonClientEOF)
+	}
+}
+
+// OnWriteBlocked implements Endpoint: the client reads slower than its
+// server writes; pause the server.
+func (c *Client) OnWriteBlocked(blocked bool) {
+	c.writeBlocked = blocked
+	if s := c.server; s != nil && s.readPaused != blocked {
+		s.readPaused = blocked
+		c.loop.t.PauseRead(s.h, blocked)
+	}
+}
+
+// send queues protocol bytes for the client.
+func (c *Client) send(b []byte) { c.loop.t.Send(c.h, b) }
+
+// fatal sends a FATAL error and closes the client.
+func (c *Client) fatal(code, msg string, r CloseReason) {
+	if c.state == ClientClosed {
+		return
+	}
+	c.send(pgproto.AppendError(c.loop.scratch[:0], pgproto.SevFatal, code, msg))
+	c.close(r)
+}
+
+// failRequest answers a queued request with an ERROR and a ReadyForQuery for
+// every sync point in it, as PostgreSQL would after an error, and keeps the
+// client.
+func (c *Client) failRequest(code, msg string) {
+	st := c.stash
+	c.stash = nil
+	c.state = ClientIdle
+	syncs := 0
+	complete := 0
+	for len(st) >= pgproto.HeaderLen {
+		typ, total, ok, err := pgproto.Frame(st, 0)
+		if err != nil || !ok {
+			break
+		}
+		switch typ {
+		case pgproto.MsgQuery, pgproto.MsgSync, pgproto.MsgFunctionCall:
+			syncs++
+		case pgproto.MsgTerminate:
+			c.close(ReasonClientTerminate)
+			return
+		}
+		complete += total
+		st = st[total:]
+	}
+	out := pgproto.AppendError(c.loop.scratch[:0], pgproto.SevError, code, msg)
+	if syncs == 0 {
+		syncs = 1
+	}
+	for range syncs {
+		out = pgproto.AppendReadyForQuery(out, pgproto.TxIdle)
+	}
+	c.send(out)
+	if len(st) > 0 { // keep an incomplete trailing message
+		rest := c.loop.getBuf()
+		c.stash = append(rest, st...)
+	}
+	if c.readPaused {
+		c.readPaused = false
+		c.loop.t.PauseRead(c.h, false)
+	}
+}
+
+// close ends the client: it leaves every queue, its server is detached
+// (rolled back or closed), and the transport closes the socket after
+// flushing what was queued.
+func (c *Client) close(r CloseReason) {
+	if c.state == ClientClosed {
+		return
+	}
+	l := c.loop
+	prev := c.state
+	c.state = ClientClosed
+	c.reason = r
+	l.Stats.Closes[r]++
+	if c.q != nil {
+		q := c.q
+		q.remove(c)
+		if c.pool != nil && q == &c.pool.waiters && q.n == 0 {
+			delete(l.waiting, c.pool)
+		}
+	}
+	if prev == ClientActive {
+		l.detach(c)
+	}
+	if c.stash != nil {
+		l.putBuf(c.stash)
+		c.stash = nil
+	}
+	l.sh.cancels.unregister(c)
+	l.t.Close(c.h)
+	l.clients--
+	l.sh.clients.Add(-1)
+	o := l.opts()
+	if o.LogDisconnections || r == ReasonClientProtocol {
+		o.Log.Debug("client closed", "remote", c.remote.String(), "user", c.user, "db", c.database, "reason", r.String(), "state", prev.String())
+	}
+}
