@@ -52,6 +52,10 @@ func (s *Scanner) Header() []byte { return s.hdr[:] }
 // Reset forgets any partial state.
 func (s *Scanner) Reset() { s.nhdr, s.remain, s.typ = 0, 0, 0 }
 
+// Skip consumes k body bytes of the current message that the caller took
+// itself (k <= Remain()).
+func (s *Scanner) Skip(k int) { s.remain -= k }
+
 // InMessage reports whether the scanner is in the middle of a message.
 func (s *Scanner) InMessage() bool { return s.remain > 0 || s.nhdr > 0 }
 

@@ -43,8 +43,15 @@ type Client struct {
 	pool           *Pool
 	server         *Server
 
-	scan  pgproto.Scanner // framing of what the client sends while linked
-	stash []byte          // bytes received while no server was linked (or during login)
+	scan       pgproto.Scanner // framing of what the client sends while linked
+	stash      []byte          // bytes received while no server was linked (or during login)
+	collecting bool            // msg is gathering a message that spans reads
+	msg        []byte
+
+	startParams *ParamSet        // parameters from the startup packet
+	stmts       map[string]*Stmt // the client's named prepared statements
+	unnamed     []byte           // the client's last unnamed Parse, as sent
+	unnamedSeq  uint32
 
 	authState  authStep
 	scram      *auth.ScramServer
@@ -113,14 +120,38 @@ func (c *Client) startRequest() {
 }
 
 // forward relays b to the linked server, tracking message boundaries: a
-// Terminate is not forwarded, sync points are counted for the release
-// decision, and partial headers are held back until their type is known.
+// Terminate is not forwarded, every request is recorded in the server's
+// pending queue (for the release decision and for ordering the proxy's own
+// answers), partial headers are held back until their type is known, and in
+// transaction/statement mode Parse, Bind, Describe, Close and Query are
+// looked at whole (prepared statements, DEALLOCATE, DISCARD ALL).
 func (c *Client) forward(b []byte) {
 	l := c.loop
 	s := c.server
+	inspect := l.opts().PoolMode != ModeSession
 	start, i := 0, 0
 	for i < len(b) {
-		n, st, typ, _, err := c.scan.Next(b[i:])
+		if c.collecting {
+			k := min(c.scan.Remain(), len(b)-i)
+			c.msg = append(c.msg, b[i:i+k]...)
+			c.scan.Skip(k)
+			i += k
+			start = i
+			if c.scan.Remain() == 0 {
+				c.collecting = false
+				if !c.handleMsg(c.msg[0], c.msg, nil) {
+					l.t.Send(s.h, c.msg)
+				}
+				if cap(c.msg) > 1<<16 {
+					c.msg = nil
+				}
+				if c.state != ClientActive {
+					return
+				}
+			}
+			continue
+		}
+		n, st, typ, blen, err := c.scan.Next(b[i:])
 		if err != nil {
 			l.sendRange(s, b, start, i)
 			c.fatal(codeProtocolViolation, "invalid message length", ReasonClientProtocol)
@@ -140,18 +171,54 @@ func (c *Client) forward(b []byte) {
 			l.sendRange(s, b, start, i)
 			c.close(ReasonClientTerminate)
 			return
-		case pgproto.MsgQuery, pgproto.MsgFunctionCall:
-			s.outstanding++
-			l.Stats.Queries++
-		case pgproto.MsgSync:
-			s.outstanding++
-			s.extOpen = false
-		case pgproto.MsgParse, pgproto.MsgBind, pgproto.MsgDescribe, pgproto.MsgExecute,
-			pgproto.MsgClose, pgproto.MsgFlush:
-			s.extOpen = true
-			if typ == pgproto.MsgExecute {
+		case pgproto.MsgQuery, pgproto.MsgParse, pgproto.MsgBind, pgproto.MsgDescribe, pgproto.MsgClose:
+			if typ == pgproto.MsgQuery {
 				l.Stats.Queries++
 			}
+			if !inspect {
+				if typ != pgproto.MsgQuery {
+					s.extOpen = true
+				}
+				s.expect(pending{typ: typ})
+				break
+			}
+			if pieced || len(b)-i-n < blen {
+				// Not all here: collect it.
+				l.sendRange(s, b, start, i)
+				c.msg = append(c.msg[:0], c.scan.Header()...)
+				i += n
+				start = i
+				if blen == 0 {
+					if !c.handleMsg(typ, c.msg, nil) {
+						l.t.Send(s.h, c.msg)
+					}
+					continue
+				}
+				c.collecting = true
+				continue
+			}
+			whole := b[i : i+n+blen]
+			c.scan.Skip(blen)
+			if c.handleMsg(typ, whole, b[start:i]) {
+				start = i + n + blen
+			}
+			if c.state != ClientActive {
+				return
+			}
+			i += n + blen
+			continue
+		case pgproto.MsgSync:
+			s.expect(pending{typ: 'S'})
+			s.extOpen = false
+		case pgproto.MsgExecute:
+			s.expect(pending{typ: 'E'})
+			s.extOpen = true
+			l.Stats.Queries++
+		case pgproto.MsgFunctionCall:
+			s.expect(pending{typ: 'F'})
+			l.Stats.Queries++
+		case pgproto.MsgFlush:
+			s.extOpen = true
 		case pgproto.MsgCopyData, pgproto.MsgCopyDone, pgproto.MsgCopyFail:
 		default:
 			l.sendRange(s, b, start, i)

@@ -143,6 +143,7 @@ func (c *Client) parseStartup(body []byte, code uint32) bool {
 		kv[i], kv[i+1] = l.pi.str([]byte(kv[i])), l.pi.str([]byte(kv[i+1]))
 	}
 	c.params = l.pi.make(kv)
+	c.startParams = c.params
 	return true
 }
 

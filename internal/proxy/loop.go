@@ -31,7 +31,8 @@ type Loop struct {
 	servers map[*Server]struct{} // every server of this loop, for timeouts
 	clients int                  // clients owned by this loop
 
-	freeBufs [][]byte // stash buffers for reuse
+	freeBufs [][]byte         // stash buffers for reuse
+	stmts    map[string]*Stmt // interned prepared statements
 	Stats    LoopStats
 }
 

@@ -124,8 +124,7 @@ func (l *Loop) link(c *Client, s *Server) {
 		if len(q) > 0 {
 			msg := pgproto.AppendQuery(q[len(q):], string(q))
 			l.t.Send(s.h, msg)
-			s.swallow++
-			s.outstanding++
+			s.expect(pending{typ: 'Q', flags: pSwallow | pQuiet})
 		}
 		s.params = c.params
 	}
@@ -146,7 +145,7 @@ func (l *Loop) link(c *Client, s *Server) {
 // when the client's transaction (or statement) is over.
 func (l *Loop) release(s *Server) {
 	c := s.client
-	if c == nil || s.outstanding > 0 || s.extOpen || s.swallow > 0 || c.scan.InMessage() {
+	if c == nil || s.q.n > 0 || s.extOpen || c.collecting || c.scan.InMessage() {
 		return
 	}
 	switch l.opts().PoolMode {
@@ -179,7 +178,7 @@ func (l *Loop) detach(c *Client) {
 		return
 	}
 	c.server, s.client = nil, nil
-	clean := s.outstanding == 0 && !s.extOpen && !c.scan.InMessage() && s.state == ServerActive
+	clean := s.q.n == 0 && !s.extOpen && !c.collecting && !c.scan.InMessage() && s.state == ServerActive
 	if !clean {
 		l.closeServer(s, ReasonServerDirty)
 		return
@@ -200,8 +199,9 @@ func (l *Loop) detach(c *Client) {
 		return
 	}
 	l.t.Send(s.h, q)
-	s.swallow += n
-	s.outstanding += n
+	for range n {
+		s.expect(pending{typ: 'Q', flags: pSwallow | pQuiet})
+	}
 	s.state = ServerResetting
 }
 

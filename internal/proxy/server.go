@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"strings"
 
 	"github.com/poolmgr/poolmgr/internal/auth"
@@ -43,11 +44,17 @@ type Server struct {
 	keep bool   // the current message is being decoded
 	drop bool   // the current message is not forwarded
 
-	outstanding int  // Query/Sync/FunctionCall sent, ReadyForQuery not yet received
-	swallow     int  // ReadyForQuery of proxy-injected queries still to come
-	extOpen     bool // extended-protocol messages sent since the last Sync
-	tx          byte // last transaction status
-	params      *ParamSet
+	q           pendingQueue // requests whose responses have not ended
+	outstanding int          // Query/Sync/FunctionCall in q
+	extOpen     bool         // extended-protocol messages sent since the last Sync
+
+	stmts      map[*Stmt]srvStmt // statements prepared on this connection
+	stmtSeq    uint64
+	useTick    uint64
+	unnamedBy  *Client // whose Parse created the current unnamed statement
+	unnamedSeq uint32
+	tx         byte // last transaction status
+	params     *ParamSet
 
 	pid, secret uint32 // the backend's cancel key
 	bauth       *auth.BackendAuth
@@ -94,58 +101,55 @@ func (s *Server) OnConnected(err error) {
 // OnData implements Endpoint.
 func (s *Server) OnData(b []byte) {
 	l := s.loop
-	c := s.client
-	fwd := s.state == ServerActive && c != nil
 	start, i := 0, 0
 	for i < len(b) && s.state != ServerClosed {
+		c := s.client
+		fwd := s.state == ServerActive && c != nil
 		n, st, typ, blen, err := s.scan.Next(b[i:])
 		if err != nil {
+			if fwd {
+				l.sendTo(c, b, start, i)
+			}
 			l.closeServer(s, ReasonServerProtocol)
 			return
 		}
 		if !st {
-			if s.scan.Partial() {
+			if s.scan.Partial() || s.drop || !fwd {
 				if fwd {
 					l.sendTo(c, b, start, i)
 				}
 				start = i + n
-			} else if s.keep {
+			}
+			if s.keep {
 				s.msg = append(s.msg, b[i:i+n]...)
 			}
 			i += n
-			if s.scan.Remain() == 0 && !s.scan.Partial() && (s.keep || s.drop) {
-				if !s.endMessage(b, &start, i, fwd) {
+			if s.scan.Remain() == 0 && !s.scan.Partial() {
+				if !s.endMessage(b, &start, i) {
 					return
 				}
-				c = s.client
-				fwd = s.state == ServerActive && c != nil
 			}
 			continue
 		}
-		// A message header: decide whether to keep (decode) and drop (not forward) it.
 		pieced := n < pgproto.HeaderLen
 		s.startMessage(typ, blen)
-		if fwd {
-			if s.drop {
-				l.sendTo(c, b, start, i)
-			} else if pieced {
-				l.sendTo(c, b, start, i)
+		if fwd && (s.drop || pieced) {
+			l.sendTo(c, b, start, i)
+			if !s.drop {
 				l.t.Send(c.h, s.scan.Header())
 			}
-			if s.drop || pieced {
-				start = i + n
-			}
+		}
+		if !fwd || s.drop || pieced {
+			start = i + n
 		}
 		i += n
-		if blen == 0 && (s.keep || s.drop) {
-			if !s.endMessage(b, &start, i, fwd) {
+		if blen == 0 {
+			if !s.endMessage(b, &start, i) {
 				return
 			}
-			c = s.client
-			fwd = s.state == ServerActive && c != nil
 		}
 	}
-	if fwd && s.state == ServerActive {
+	if c := s.client; c != nil && s.state == ServerActive {
 		l.sendTo(c, b, start, len(b))
 	}
 }
@@ -156,13 +160,12 @@ func (l *Loop) sendTo(c *Client, b []byte, from, to int) {
 	}
 }
 
-// startMessage classifies a message from the backend by type and state.
+// startMessage classifies a message from the backend by type and state:
+// keep (decode its body) and drop (do not forward it).
 func (s *Server) startMessage(typ byte, blen int) {
 	s.msg = s.msg[:0]
 	s.keep, s.drop = false, false
 	switch s.state {
-	case ServerLogin, ServerIdle, ServerResetting, ServerHeld:
-		s.keep, s.drop = blen <= maxServerMsg, true
 	case ServerActive:
 		switch typ {
 		case pgproto.MsgReadyForQuery, pgproto.MsgParameterStatus:
@@ -170,91 +173,129 @@ func (s *Server) startMessage(typ byte, blen int) {
 		case pgproto.MsgErrorResponse:
 			s.keep = blen <= maxServerMsg
 		}
-		s.drop = s.swallow > 0
+		if h := s.q.peek(); h != nil && h.flags&pSwallow != 0 {
+			s.drop = typ != pgproto.MsgErrorResponse || h.flags&pQuiet != 0
+		}
+	default:
+		s.keep, s.drop = blen <= maxServerMsg, true
 	}
 }
 
-// endMessage handles a complete kept or dropped message. Bytes up to i are
-// consumed. It returns false if the server was closed or changed hands in a
-// way that ends this read.
-func (s *Server) endMessage(b []byte, start *int, i int, fwd bool) bool {
+// endMessage handles a complete message from the backend; bytes up to i are
+// consumed and *start is the first byte not yet forwarded. It returns false
+// when the rest of b must not be processed (the server closed).
+func (s *Server) endMessage(b []byte, start *int, i int) bool {
 	l := s.loop
 	typ := s.scan.Type()
 	body := s.msg
-	keep := s.keep
-	s.keep = false
-	if s.drop {
+	keep, drop := s.keep, s.drop
+	s.keep, s.drop = false, false
+	if drop {
 		*start = i
-	}
-	s.drop = false
-	if !keep {
-		return true
 	}
 	switch s.state {
 	case ServerLogin:
-		return s.loginMessage(typ, body)
-	case ServerActive, ServerResetting:
-		switch typ {
-		case pgproto.MsgReadyForQuery:
-			st, _ := pgproto.ReadyStatus(body)
-			s.tx = st
-			s.outstanding--
-			s.lastUsed = l.now
-			if s.swallow > 0 {
-				s.swallow--
-			}
-			if s.state == ServerResetting {
-				if s.outstanding == 0 {
-					if s.tx != pgproto.TxIdle {
-						l.closeServer(s, ReasonServerDirty)
-						return false
-					}
-					l.serverReady(s)
-					return false
-				}
-				return true
-			}
-			if st == pgproto.TxIdle {
-				l.Stats.Transactions++
-			}
-			if fwd {
-				l.sendTo(s.client, b, *start, i)
-				*start = i
-			}
-			l.release(s)
-			return s.state == ServerActive
-		case pgproto.MsgParameterStatus:
-			if s.swallow > 0 || s.client == nil {
-				return true
-			}
-			k, v, ok := pgproto.ParameterStatus(body)
-			key := strings.ToLower(string(k))
-			if ok && !untrackedReports[key] {
-				c := s.client
-				np := l.pi.with(c.params, l.pi.str([]byte(key)), l.pi.str(v))
-				c.params, s.params = np, np
-			}
-		case pgproto.MsgErrorResponse:
-			if sev := pgproto.ErrorField(body, 'V'); string(sev) == pgproto.SevFatal || string(sev) == "PANIC" {
-				// The backend is ending this session; the client sees the error
-				// and its connection ends with it.
-				if c := s.client; c != nil && fwd {
-					l.sendTo(c, b, *start, i)
-					*start = len(b)
-					c.server, s.client = nil, nil
-					c.close(ReasonServerLost)
-				}
-				l.closeServer(s, ReasonServerLost)
-				return false
-			}
+		if keep {
+			return s.loginMessage(typ, body)
 		}
+		return true
 	case ServerIdle, ServerHeld:
 		if typ == pgproto.MsgErrorResponse {
 			l.closeServer(s, ReasonServerLost)
 			return false
 		}
+		return true
+	case ServerConnecting, ServerClosed:
+		return true
 	}
-	return true
+	// Active or resetting.
+	switch typ {
+	case pgproto.MsgParameterStatus:
+		if keep && !drop && s.client != nil {
+			if k, v, ok := pgproto.ParameterStatus(body); ok {
+				key := strings.ToLower(string(k))
+				if !untrackedReports[key] {
+					c := s.client
+					np := l.pi.with(c.params, l.pi.str([]byte(key)), l.pi.str(v))
+					c.params, s.params = np, np
+				}
+			}
+		}
+		return true
+	case pgproto.MsgErrorResponse:
+		if keep && s.serverError(b, start, i, body) {
+			return false
+		}
+		h := s.q.peek()
+		if h == nil || h.typ == 'Q' || h.typ == 'F' {
+			return true // a simple query's error; ReadyForQuery ends it
+		}
+		// Extended protocol: PostgreSQL skips everything up to Sync.
+		s.popUnit(true)
+		for s.q.n > 0 && s.q.peek().typ != 'S' {
+			s.popUnit(true)
+		}
+		return true
+	}
+	h := s.q.peek()
+	if h == nil || !endsUnit(h, typ) {
+		return true
+	}
+	if c := s.client; c != nil && s.state == ServerActive && !drop {
+		l.sendTo(c, b, *start, i)
+		*start = i
+	}
+	s.popUnit(false)
+	if typ == pgproto.MsgReadyForQuery {
+		st, _ := pgproto.ReadyStatus(body)
+		s.tx = st
+		s.lastUsed = l.now
+		if s.state == ServerResetting {
+			if s.q.n == 0 {
+				if s.tx != pgproto.TxIdle {
+					l.closeServer(s, ReasonServerDirty)
+				} else {
+					l.serverReady(s)
+				}
+				*start = len(b)
+				return false
+			}
+			return true
+		}
+		if st == pgproto.TxIdle {
+			l.Stats.Transactions++
+		}
+	}
+	s.emitSynth()
+	if typ == pgproto.MsgReadyForQuery {
+		l.release(s)
+		*start = i
+	}
+	return s.state != ServerClosed
+}
+
+// serverError looks at an ErrorResponse on an active server: a FATAL ends
+// the session (the client receives it and is closed with it); a "cached plan
+// must not change result type" error makes the statement stale everywhere.
+// It returns true when the server was closed.
+func (s *Server) serverError(b []byte, start *int, i int, body []byte) bool {
+	l := s.loop
+	sev := pgproto.ErrorField(body, 'V')
+	if string(sev) == pgproto.SevFatal || string(sev) == "PANIC" {
+		if c := s.client; c != nil && s.state == ServerActive {
+			l.sendTo(c, b, *start, i)
+			*start = len(b)
+			c.server, s.client = nil, nil
+			c.close(ReasonServerLost)
+		}
+		l.closeServer(s, ReasonServerLost)
+		return true
+	}
+	if h := s.q.peek(); h != nil && h.stmt != nil && string(pgproto.ErrorField(body, 'C')) == "0A000" &&
+		bytes.Contains(pgproto.ErrorField(body, 'M'), []byte("cached plan must not change result type")) {
+		h.stmt.gen++
+	}
+	return false
 }
 
 // loginMessage handles the backend's answer to the startup packet.

@@ -41,6 +41,9 @@ type Options struct {
 	MaxMessageSize       int
 	ResetQuery           string
 
+	MaxPreparedStatements       int // per server connection (LRU beyond)
+	MaxClientPreparedStatements int // per client
+
 	QueryWaitTimeout     time.Duration
 	ServerIdleTimeout    time.Duration
 	ServerLifetime       time.Duration
