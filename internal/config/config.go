@@ -1,6 +1,9 @@
 package config
 
-import "time"
+import (
+	"runtime"
+	"time"
+)
 
 // Config is the whole poolmgr configuration file.
 type Config struct {
@@ -9,14 +12,19 @@ type Config struct {
 	Log   Log   `toml:"log"`
 	Admin Admin `toml:"admin"`
 
-	// Path is the file the config was loaded from (not a TOML key).
+	// Path is the file the config was loaded from (not a TOML key), as given
+	// to Load. Empty for a Config built by Default.
 	Path string `toml:"-"`
+
+	// lines maps a key ("pool.routing", "pool.backends[1]") to the line it was
+	// read from; used to place validation problems and warnings.
+	lines map[string]int
 }
 
 // Pool is the [pool] section: the seed's keys verbatim plus the pooling keys.
 type Pool struct {
 	// Seed keys.
-	Backends             []string `toml:"backends"`               // "host:port", required, >=1
+	Backends             []string `toml:"backends"`               // "host:port", required, >=1, no duplicates; [0] is the primary
 	Bind                 string   `toml:"bind"`                   // "host:port", default "0.0.0.0:6432"
 	MaxClientConnections int      `toml:"max_client_connections"` // default 1048576
 	MaxServerConnections int      `toml:"max_server_connections"` // per backend, hard cap, default 1000
@@ -25,14 +33,15 @@ type Pool struct {
 
 	// Pooling.
 	PoolMode         string `toml:"pool_mode"`          // transaction|session|statement, default transaction
-	PoolSize         int    `toml:"pool_size"`          // per (database,user) pool; 0 = max_server_connections
+	PoolSize         int    `toml:"pool_size"`          // per (database,user) pool; 0 = max_server_connections (EffectivePoolSize)
 	MinPoolSize      int    `toml:"min_pool_size"`      // default 0
 	ServerResetQuery string `toml:"server_reset_query"` // default "DISCARD ALL" (session mode)
-	Workers          int    `toml:"workers"`            // event loops; 0 = number of CPUs
+	Workers          int    `toml:"workers"`            // event loops, 0..4096; 0 = number of CPUs (WorkerCount)
 	IOEngine         string `toml:"io_engine"`          // auto|uring|fallback, default auto
-	MaxMessageSize   int    `toml:"max_message_size"`   // bytes, default 64 MiB; client messages above -> 08P01
+	MaxMessageSize   int    `toml:"max_message_size"`   // bytes, 1024..2^31-1, default 64 MiB; client messages above -> 08P01
 
-	// Timeouts (PgBouncer names and meanings). Zero disables where PgBouncer allows it.
+	// Timeouts (PgBouncer names and meanings), seconds or Go duration strings in TOML.
+	// Zero disables, except: server_login_retry 0 retries at once, shutdown_timeout 0 = 30s.
 	QueryWaitTimeout       Duration `toml:"query_wait_timeout"`       // default 120s
 	ServerIdleTimeout      Duration `toml:"server_idle_timeout"`      // default 600s
 	ServerLifetime         Duration `toml:"server_lifetime"`          // default 3600s
@@ -46,7 +55,7 @@ type Pool struct {
 // Auth is the [auth] section.
 type Auth struct {
 	AuthType   string `toml:"auth_type"`   // scram-sha-256|md5|trust, default scram-sha-256
-	AuthFile   string `toml:"auth_file"`   // PgBouncer userlist.txt format; relative to the config file
+	AuthFile   string `toml:"auth_file"`   // PgBouncer userlist.txt format; relative to the config file; absolute after Load
 	AuthUser   string `toml:"auth_user"`   // user that runs auth_query on the backend
 	AuthQuery  string `toml:"auth_query"`  // default "SELECT usename, passwd FROM pg_shadow WHERE usename=$1"
 	AuthDBName string `toml:"auth_dbname"` // database auth_query runs in; default: the client's database
@@ -68,7 +77,102 @@ type Admin struct {
 }
 
 // Duration is a number of seconds in TOML (integer or float) or a Go duration string ("250ms").
+// See duration.go for how it decodes.
 type Duration time.Duration
 
 // D returns the value as a time.Duration.
 func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// Accepted values of the enumerated keys.
+const (
+	RoutingRoundRobin = "round_robin"
+	RoutingLeastConn  = "least_conn"
+	RoutingRandom     = "random"
+	RoutingHash       = "hash"
+
+	PoolModeSession     = "session"
+	PoolModeTransaction = "transaction"
+	PoolModeStatement   = "statement"
+
+	IOEngineAuto     = "auto"
+	IOEngineURing    = "uring"
+	IOEngineFallback = "fallback"
+
+	AuthSCRAM = "scram-sha-256"
+	AuthMD5   = "md5"
+	AuthTrust = "trust"
+
+	LogLevelDebug = "debug"
+	LogLevelInfo  = "info"
+	LogLevelWarn  = "warn"
+	LogLevelError = "error"
+
+	LogFormatText = "text"
+	LogFormatJSON = "json"
+)
+
+// Limits enforced by validation.
+const (
+	MaxClientConnectionsLimit = 1 << 24 // upper bound of pool.max_client_connections (16777216)
+	MinMessageSize            = 1024    // lower bound of pool.max_message_size
+	MaxMessageSizeLimit       = 1<<31 - 1
+	MaxWorkers                = 4096 // upper bound of pool.workers
+)
+
+// DefaultAuthQuery is the default of auth.auth_query (PgBouncer's).
+const DefaultAuthQuery = "SELECT usename, passwd FROM pg_shadow WHERE usename=$1"
+
+// Default returns a Config holding every default value. Backends is empty:
+// it has no default and Validate rejects it until set.
+func Default() *Config {
+	return &Config{
+		Pool: Pool{
+			Bind:                 "0.0.0.0:6432",
+			MaxClientConnections: 1048576,
+			MaxServerConnections: 1000,
+			Routing:              RoutingLeastConn,
+			CacheTTLMs:           0,
+			PoolMode:             PoolModeTransaction,
+			PoolSize:             0,
+			MinPoolSize:          0,
+			ServerResetQuery:     "DISCARD ALL",
+			Workers:              0,
+			IOEngine:             IOEngineAuto,
+			MaxMessageSize:       64 << 20,
+
+			QueryWaitTimeout:       Duration(120 * time.Second),
+			ServerIdleTimeout:      Duration(600 * time.Second),
+			ServerLifetime:         Duration(3600 * time.Second),
+			ServerConnectTimeout:   Duration(15 * time.Second),
+			ServerLoginRetry:       Duration(15 * time.Second),
+			IdleTransactionTimeout: 0,
+			ClientLoginTimeout:     Duration(60 * time.Second),
+			ShutdownTimeout:        Duration(30 * time.Second),
+		},
+		Auth: Auth{
+			AuthType:  AuthSCRAM,
+			AuthQuery: DefaultAuthQuery,
+		},
+		Log: Log{
+			Level:  LogLevelInfo,
+			Format: LogFormatText,
+		},
+	}
+}
+
+// EffectivePoolSize is pool.pool_size, or pool.max_server_connections when
+// pool_size is 0.
+func (c *Config) EffectivePoolSize() int {
+	if c.Pool.PoolSize > 0 {
+		return c.Pool.PoolSize
+	}
+	return c.Pool.MaxServerConnections
+}
+
+// WorkerCount is pool.workers, or runtime.NumCPU() when workers is 0.
+func (c *Config) WorkerCount() int {
+	if c.Pool.Workers > 0 {
+		return c.Pool.Workers
+	}
+	return runtime.NumCPU()
+}

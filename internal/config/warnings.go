@@ -1,0 +1,42 @@
+package config
+
+import "fmt"
+
+// Warnings lists start-up warnings for a valid Config, formatted like
+// problems ("file:line: key: message"): keys that are accepted but whose
+// feature is not active yet, and risky but legal settings. The caller logs
+// them; they never stop poolmgr from starting.
+func (c *Config) Warnings() []string {
+	v := validator{cfg: c}
+	var out []string
+	warn := func(key, format string, args ...any) {
+		out = append(out, Problem{File: c.Path, Line: v.line(key), Key: key, Msg: fmt.Sprintf(format, args...)}.Error())
+	}
+
+	if c.Pool.CacheTTLMs > 0 {
+		warn("pool.cache_ttl_ms", "query cache not active yet: cache_ttl_ms = %d is ignored", c.Pool.CacheTTLMs)
+	}
+	if len(c.Pool.Backends) > 1 {
+		warn("pool.routing", "read/write splitting not active yet: all queries go to the primary (pool.backends[0] = %s); routing = %q and the other %d backend(s) are unused",
+			c.Pool.Backends[0], c.Pool.Routing, len(c.Pool.Backends)-1)
+	}
+	for _, k := range []struct {
+		key string
+		set bool
+	}{
+		{"admin.admin_users", len(c.Admin.AdminUsers) > 0},
+		{"admin.stats_users", len(c.Admin.StatsUsers) > 0},
+		{"admin.metrics_bind", c.Admin.MetricsBind != ""},
+	} {
+		if k.set {
+			warn(k.key, "admin console/metrics not active yet: setting ignored")
+		}
+	}
+	if c.Auth.AuthType == AuthTrust && !isLoopbackHost(c.Pool.Bind) {
+		warn("auth.auth_type", "trust lets anyone who can reach %s log in as any user without a password", c.Pool.Bind)
+	}
+	if c.Auth.AuthType != AuthTrust && c.Auth.AuthFile == "" && c.Auth.AuthUser == "" {
+		warn("auth.auth_file", "neither auth_file nor auth_user is set: with auth_type = %s no client can log in", c.Auth.AuthType)
+	}
+	return out
+}
