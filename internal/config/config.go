@@ -38,7 +38,10 @@ type Pool struct {
 	ServerResetQuery string `toml:"server_reset_query"` // default "DISCARD ALL" (session mode)
 	Workers          int    `toml:"workers"`            // event loops, 0..4096; 0 = number of CPUs (WorkerCount)
 	IOEngine         string `toml:"io_engine"`          // auto|uring|fallback, default auto
-	MaxMessageSize   int    `toml:"max_message_size"`   // bytes, 1024..2^31-1, default 64 MiB; client messages above -> 08P01
+	// Prepared statements in transaction/statement mode.
+	MaxPreparedStatements       int `toml:"max_prepared_statements"`        // per server connection, LRU-evicted beyond; default 200
+	MaxClientPreparedStatements int `toml:"max_client_prepared_statements"` // per client; default 10000; above -> FATAL 53400
+	MaxMessageSize              int `toml:"max_message_size"`               // bytes, 1024..2^31-1, default 64 MiB; client messages above -> 08P01
 
 	// Timeouts (PgBouncer names and meanings), seconds or Go duration strings in TOML.
 	// Zero disables, except: server_login_retry 0 retries at once, shutdown_timeout 0 = 30s.
@@ -127,18 +130,20 @@ const DefaultAuthQuery = "SELECT usename, passwd FROM pg_shadow WHERE usename=$1
 func Default() *Config {
 	return &Config{
 		Pool: Pool{
-			Bind:                 "0.0.0.0:6432",
-			MaxClientConnections: 1048576,
-			MaxServerConnections: 1000,
-			Routing:              RoutingLeastConn,
-			CacheTTLMs:           0,
-			PoolMode:             PoolModeTransaction,
-			PoolSize:             0,
-			MinPoolSize:          0,
-			ServerResetQuery:     "DISCARD ALL",
-			Workers:              0,
-			IOEngine:             IOEngineAuto,
-			MaxMessageSize:       64 << 20,
+			Bind:                        "0.0.0.0:6432",
+			MaxClientConnections:        1048576,
+			MaxServerConnections:        1000,
+			Routing:                     RoutingLeastConn,
+			CacheTTLMs:                  0,
+			PoolMode:                    PoolModeTransaction,
+			PoolSize:                    0,
+			MinPoolSize:                 0,
+			ServerResetQuery:            "DISCARD ALL",
+			Workers:                     0,
+			IOEngine:                    IOEngineAuto,
+			MaxMessageSize:              64 << 20,
+			MaxPreparedStatements:       200,
+			MaxClientPreparedStatements: 10000,
 
 			QueryWaitTimeout:       Duration(120 * time.Second),
 			ServerIdleTimeout:      Duration(600 * time.Second),

@@ -123,6 +123,7 @@ func init() {
 			[]string{
 				"backends", "bind", "max_client_connections", "max_server_connections", "routing", "cache_ttl_ms",
 				"pool_mode", "pool_size", "min_pool_size", "server_reset_query", "workers", "io_engine", "max_message_size",
+				"max_prepared_statements", "max_client_prepared_statements",
 				"query_wait_timeout", "server_idle_timeout", "server_lifetime", "server_connect_timeout",
 				"server_login_retry", "idle_transaction_timeout", "client_login_timeout", "shutdown_timeout",
 			},
@@ -140,6 +141,8 @@ func init() {
 				integer(func(c *Config) *int { return &c.Pool.Workers }),
 				str(func(c *Config) *string { return &c.Pool.IOEngine }),
 				integer(func(c *Config) *int { return &c.Pool.MaxMessageSize }),
+				integer(func(c *Config) *int { return &c.Pool.MaxPreparedStatements }),
+				integer(func(c *Config) *int { return &c.Pool.MaxClientPreparedStatements }),
 				dur(func(c *Config) *Duration { return &c.Pool.QueryWaitTimeout }),
 				dur(func(c *Config) *Duration { return &c.Pool.ServerIdleTimeout }),
 				dur(func(c *Config) *Duration { return &c.Pool.ServerLifetime }),

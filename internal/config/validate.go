@@ -192,6 +192,8 @@ func (v *validator) validate() {
 	v.intRange("pool.workers", p.Workers, 0, MaxWorkers)
 	v.enum("pool.io_engine", p.IOEngine, IOEngineAuto, IOEngineURing, IOEngineFallback)
 	v.intRange("pool.max_message_size", p.MaxMessageSize, MinMessageSize, MaxMessageSizeLimit)
+	v.intRange("pool.max_prepared_statements", p.MaxPreparedStatements, 1, 1<<20)
+	v.intRange("pool.max_client_prepared_statements", p.MaxClientPreparedStatements, 1, 1<<24)
 
 	// Timeouts.
 	for _, t := range []struct {
