@@ -17,6 +17,7 @@ const (
 	authSASLInitial
 	authSASLFinal
 	authMD5
+	authLookup // waiting for auth_query
 )
 
 // maxAuthMessage bounds a password/SASL message from a client.
@@ -228,7 +229,19 @@ func (c *Client) beginAuth() {
 	}
 	c.state = ClientAuth
 	c.secret, c.haveSecret = o.Secrets[c.user]
-	switch o.AuthType {
+	if !c.haveSecret && o.AuthType != AuthTrust && o.AuthUser != "" && c.user != o.AuthUser {
+		c.authState = authLookup
+		l.lookupSecret(c)
+		return
+	}
+	c.startAuthExchange()
+}
+
+// startAuthExchange sends the first authentication request for the
+// configured method, once the client's secret (if any) is known.
+func (c *Client) startAuthExchange() {
+	l := c.loop
+	switch l.opts().AuthType {
 	case AuthTrust:
 		c.authOK(nil)
 	case AuthMD5:
@@ -245,6 +258,7 @@ func (c *Client) beginAuth() {
 			c.scram, err = auth.NewScramServer(c.user, c.secret, l.rnd)
 		}
 		if !c.haveSecret || err != nil {
+			c.haveSecret = false
 			c.scram, _ = auth.NewScramServerUnknownUser(l.rnd)
 		}
 		c.authState = authSASLInitial
@@ -265,6 +279,9 @@ func (c *Client) handleAuthMessage() int {
 	if typ == pgproto.MsgTerminate {
 		c.close(ReasonClientTerminate)
 		return 0
+	}
+	if c.authState == authLookup {
+		return 0 // the client speaks before we asked: keep it until the lookup ends
 	}
 	if typ != pgproto.MsgPassword {
 		c.fatal(codeProtocolViolation, "expected password response, got message type "+quoteByte(typ), ReasonClientProtocol)

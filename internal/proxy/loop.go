@@ -33,7 +33,10 @@ type Loop struct {
 
 	freeBufs [][]byte         // stash buffers for reuse
 	stmts    map[string]*Stmt // interned prepared statements
-	Stats    LoopStats
+
+	authLookups map[string]*authQueryConn // auth_query lookups running, by user
+	authCache   map[string]authCacheEntry
+	Stats       LoopStats
 }
 
 // LoopStats are per-loop counters, read by the owner loop only (aggregated on demand).

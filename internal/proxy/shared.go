@@ -56,6 +56,12 @@ type Options struct {
 	AuthType AuthType
 	Secrets  map[string]auth.Secret // from auth_file
 
+	// auth_query: secrets of users missing from auth_file are looked up on
+	// the primary, logged in as AuthUser (whose password must be in auth_file).
+	AuthUser   string
+	AuthQuery  string
+	AuthDBName string
+
 	Log               *slog.Logger
 	LogConnections    bool
 	LogDisconnections bool
