@@ -18,10 +18,11 @@ const (
 	ClientIdle                       // logged in, holds no server connection
 	ClientWaiting                    // has a request queued for a server connection
 	ClientActive                     // linked to a server connection
+	ClientAdmin                      // an admin-console session
 	ClientClosed
 )
 
-var clientStateNames = [...]string{"startup", "auth", "welcome", "idle", "waiting", "active", "closed"}
+var clientStateNames = [...]string{"startup", "auth", "welcome", "idle", "waiting", "active", "admin", "closed"}
 
 func (s ClientState) String() string { return clientStateNames[s] }
 
@@ -67,6 +68,11 @@ type Client struct {
 	readPaused   bool
 	writeBlocked bool
 	reason       CloseReason
+
+	connected        int64 // accept time
+	allPrev, allNext *Client
+	admin            *AdminSession
+	adminBusy        bool
 }
 
 // State returns the client's state.
@@ -88,6 +94,8 @@ func (c *Client) OnData(b []byte) {
 		}
 	case ClientWaiting, ClientWelcome:
 		c.stashBytes(b)
+	case ClientAdmin:
+		c.onAdminData(b)
 	}
 }
 
@@ -349,6 +357,7 @@ func (c *Client) close(r CloseReason) {
 		c.stash = nil
 	}
 	l.sh.cancels.unregister(c)
+	l.all.remove(c)
 	l.t.Close(c.h)
 	l.clients--
 	l.sh.clients.Add(-1)

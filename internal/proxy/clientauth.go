@@ -223,10 +223,6 @@ func (c *Client) beginAuth() {
 		c.fatal(codeTooManyConnections, "too many client connections (max_client_connections)", ReasonClientTooMany)
 		return
 	}
-	if c.database == "poolmgr" || c.database == "pgbouncer" {
-		c.fatal(codeFeatureNotSupported, "the admin console is not active yet", ReasonNotSupported)
-		return
-	}
 	c.state = ClientAuth
 	c.secret, c.haveSecret = o.Secrets[c.user]
 	if !c.haveSecret && o.AuthType != AuthTrust && o.AuthUser != "" && c.user != o.AuthUser {
@@ -364,6 +360,10 @@ func (c *Client) authOK(clientKey *[32]byte) {
 	}
 	l.sh.cancels.register(c)
 	l.logins.remove(c)
+	if isAdminDB(c.database) {
+		c.adminWelcome()
+		return
+	}
 	if c.pool.sh.welcome.Load() != nil {
 		c.sendWelcome(false)
 		return

@@ -30,6 +30,7 @@ type Loop struct {
 	logins  clientQueue          // clients still logging in, oldest first
 	servers map[*Server]struct{} // every server of this loop, for timeouts
 	clients int                  // clients owned by this loop
+	all     allClients           // every client, for inspection
 
 	freeBufs [][]byte         // stash buffers for reuse
 	stmts    map[string]*Stmt // interned prepared statements
@@ -75,7 +76,8 @@ func (l *Loop) log() *slog.Logger { return l.sh.Options().Log }
 // Accept implements Acceptor.
 func (l *Loop) Accept(h Handle, remote netip.AddrPort) Endpoint {
 	l.now = time.Now().UnixNano()
-	c := &Client{loop: l, h: h, remote: remote, state: ClientStartup, since: l.now}
+	c := &Client{loop: l, h: h, remote: remote, state: ClientStartup, since: l.now, connected: l.now}
+	l.all.add(c)
 	l.clients++
 	l.sh.clients.Add(1)
 	l.Stats.ClientsAccepted++
@@ -158,26 +160,13 @@ func (l *Loop) shutdownStep() {
 	for c := l.logins.head; c != nil; c = l.logins.head {
 		c.fatal(codeCannotConnectNow, "the database system is shutting down", ReasonShutdown)
 	}
-	for _, c := range l.idleClients() {
-		c.fatal(codeAdminShutdown, "terminating connection due to administrator command (poolmgr shutting down)", ReasonShutdown)
-	}
-}
-
-// idleClients is only used during shutdown: it walks all clients via the
-// cancel registry shard maps filtered to this loop.
-func (l *Loop) idleClients() []*Client {
-	var out []*Client
-	for i := range l.sh.cancels.shards {
-		sh := &l.sh.cancels.shards[i]
-		sh.mu.Lock()
-		for _, c := range sh.m {
-			if c.loop == l && c.state == ClientIdle {
-				out = append(out, c)
-			}
+	for c := l.all.head; c != nil; {
+		next := c.allNext
+		if c.state == ClientIdle || c.state == ClientAdmin {
+			c.fatal(codeAdminShutdown, "terminating connection due to administrator command (poolmgr shutting down)", ReasonShutdown)
 		}
-		sh.mu.Unlock()
+		c = next
 	}
-	return out
 }
 
 // pool returns this loop's pool for (db, user), creating it.

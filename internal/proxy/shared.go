@@ -58,6 +58,9 @@ type Options struct {
 
 	// auth_query: secrets of users missing from auth_file are looked up on
 	// the primary, logged in as AuthUser (whose password must be in auth_file).
+	AdminUsers []string // may use the admin console's commands
+	StatsUsers []string // may use its SHOW commands
+
 	AuthUser   string
 	AuthQuery  string
 	AuthDBName string
@@ -124,6 +127,7 @@ type Shared struct {
 
 	cancels cancelRegistry
 	loops   []*Loop
+	admin   AdminHandler
 }
 
 // NewShared returns the shared state for the given options and backend addresses.
