@@ -80,6 +80,7 @@ func (c *Client) State() ClientState { return c.state }
 
 // OnData implements Endpoint.
 func (c *Client) OnData(b []byte) {
+	c.loop.Stats.ClientBytes += uint64(len(b))
 	switch c.state {
 	case ClientStartup, ClientAuth:
 		c.onLoginData(b)

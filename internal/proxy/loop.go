@@ -46,8 +46,35 @@ type LoopStats struct {
 	Transactions    uint64
 	Queries         uint64
 	ServerLogins    uint64
+	ClientBytes     uint64 // received from clients
+	ServerBytes     uint64 // received from servers
+	Waits           uint64 // clients that had to queue for a server
+	WaitNanos       uint64
+	WaitHist        [HistBuckets]uint64 // queue wait, log2 buckets of microseconds
+	XactNanos       uint64              // time clients held a server (transaction mode: per transaction)
+	XactHist        [HistBuckets]uint64
 	Closes          [reasonCount]uint64
 }
+
+// HistBuckets is the number of log2 buckets of the stats histograms: bucket
+// i counts durations below 2^i microseconds (the last one: everything above).
+const HistBuckets = 24
+
+func histBucket(ns int64) int {
+	us := uint64(ns / 1000)
+	b := 0
+	for us > 0 && b < HistBuckets-1 {
+		us >>= 1
+		b++
+	}
+	return b
+}
+
+// ReasonName returns the name of close reason i (for metrics labels).
+func ReasonName(i int) string { return CloseReason(i).String() }
+
+// ReasonCount is the number of close reasons.
+const ReasonCount = int(reasonCount)
 
 // NewLoop returns loop number id sharing sh. Bind must be called before use.
 func NewLoop(sh *Shared, id int) *Loop {

@@ -1,6 +1,10 @@
 package proxy
 
-import "github.com/poolmgr/poolmgr/internal/pgproto"
+import (
+	"time"
+
+	"github.com/poolmgr/poolmgr/internal/pgproto"
+)
 
 // Pool is one loop's share of a (database, user) pool: its idle servers, the
 // clients queued for one, and the clients waiting for the pool's first login.
@@ -27,7 +31,7 @@ func (l *Loop) acquire(c *Client) {
 		l.closeServer(s, ReasonServerLifetime)
 	}
 	c.state = ClientWaiting
-	c.since = l.now
+	c.since = time.Now().UnixNano()
 	p.waiters.push(c)
 	l.waiting[p] = struct{}{}
 	l.growPool(p)
@@ -116,6 +120,14 @@ func (l *Loop) serverReady(s *Server) {
 
 // link gives server s to client c and sends c's stashed request.
 func (l *Loop) link(c *Client, s *Server) {
+	now := time.Now().UnixNano()
+	if c.state == ClientWaiting {
+		w := now - c.since
+		l.Stats.Waits++
+		l.Stats.WaitNanos += uint64(w)
+		l.Stats.WaitHist[histBucket(w)]++
+	}
+	s.linkedAt = now
 	c.server, s.client = s, c
 	c.state, s.state = ClientActive, ServerActive
 	s.lastUsed = l.now
@@ -163,6 +175,9 @@ func (l *Loop) release(s *Server) {
 	}
 	c.server, s.client = nil, nil
 	c.state = ClientIdle
+	x := time.Now().UnixNano() - s.linkedAt
+	l.Stats.XactNanos += uint64(x)
+	l.Stats.XactHist[histBucket(x)]++
 	l.serverReady(s)
 	if l.sh.ShuttingDown() {
 		c.fatal(codeAdminShutdown, "terminating connection due to administrator command (poolmgr shutting down)", ReasonShutdown)

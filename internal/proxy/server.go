@@ -63,6 +63,7 @@ type Server struct {
 	loginErr    []byte
 
 	created, lastUsed int64
+	linkedAt          int64
 	cancels           int // cancel requests in flight against this server
 	readPaused        bool
 
@@ -101,6 +102,7 @@ func (s *Server) OnConnected(err error) {
 // OnData implements Endpoint.
 func (s *Server) OnData(b []byte) {
 	l := s.loop
+	l.Stats.ServerBytes += uint64(len(b))
 	start, i := 0, 0
 	for i < len(b) && s.state != ServerClosed {
 		c := s.client
