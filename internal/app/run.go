@@ -48,6 +48,12 @@ func Run(path string) error {
 	log.Info("poolmgr listening", "bind", eng.Addr().String(), "engine", engineName,
 		"pool_mode", cfg.Pool.PoolMode, "backends", cfg.Pool.Backends, "version", Version)
 
+	stopObs, err := startObservability(cfg, sh, log)
+	if err != nil {
+		return err
+	}
+	defer stopObs()
+
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
 	done := make(chan error, 1)

@@ -277,3 +277,53 @@ func (a *allClients) remove(c *Client) {
 	c.allPrev, c.allNext = nil, nil
 	a.n--
 }
+
+// KickAll makes every loop retry its queued clients (after RESUME or a reload).
+func (s *Shared) KickAll() {
+	for _, l := range s.Loops() {
+		l := l
+		l.post.Post(func() {
+			for p := range l.waiting {
+				l.growPool(p)
+			}
+		})
+	}
+}
+
+// KillDatabase closes every client and server connection of database db on
+// this loop (admin KILL). Call it on the loop (Inspect).
+func (l *Loop) KillDatabase(db string) (clients, servers int) {
+	for c := l.all.head; c != nil; {
+		next := c.allNext
+		if c.database == db && c.admin == nil {
+			c.fatal(codeAdminShutdown, "terminating connection due to administrator command (KILL "+db+")", ReasonAdmin)
+			clients++
+		}
+		c = next
+	}
+	for s := range l.servers {
+		if s.pool.sh.Database == db {
+			l.closeServer(s, ReasonAdmin)
+			servers++
+		}
+	}
+	return
+}
+
+// ReconnectDatabase closes the idle servers of database db ("" = all) now and
+// marks the busy ones to be closed when released (admin RECONNECT).
+func (l *Loop) ReconnectDatabase(db string) int {
+	n := 0
+	for s := range l.servers {
+		if db != "" && s.pool.sh.Database != db {
+			continue
+		}
+		n++
+		if s.state == ServerIdle {
+			l.closeServer(s, ReasonAdmin)
+		} else {
+			s.retire = true
+		}
+	}
+	return n
+}

@@ -23,7 +23,8 @@ type Pool struct {
 // limits allow.
 func (l *Loop) acquire(c *Client) {
 	p := c.pool
-	for s := p.idle.popFront(); s != nil; s = p.idle.popFront() {
+	for !p.sh.paused.Load() && p.idle.n > 0 {
+		s := p.idle.popFront()
 		if l.usable(s) {
 			l.link(c, s)
 			return
@@ -40,13 +41,28 @@ func (l *Loop) acquire(c *Client) {
 // usable reports whether an idle server may be handed out.
 func (l *Loop) usable(s *Server) bool {
 	o := l.opts()
-	return !s.backend.removed.Load() && s.backend.Role() != RoleStandby &&
+	return !s.retire && !s.backend.removed.Load() && s.backend.Role() != RoleStandby &&
 		(o.ServerLifetime <= 0 || l.now-s.created <= int64(o.ServerLifetime))
 }
 
 // growPool opens server connections for queued clients while the pool size
 // and the backend's max_server_connections allow.
 func (l *Loop) growPool(p *Pool) {
+	if p.sh.paused.Load() {
+		return
+	}
+	for p.waiters.n > 0 && p.idle.n > 0 {
+		s := p.idle.popFront()
+		if !l.usable(s) {
+			l.closeServer(s, ReasonServerLifetime)
+			continue
+		}
+		c := p.waiters.pop()
+		l.link(c, s)
+	}
+	if p.waiters.n == 0 {
+		delete(l.waiting, p)
+	}
 	want := p.waiters.n
 	if want == 0 && p.welcomeWait.n > 0 && p.sh.welcome.Load() == nil {
 		want = 1
@@ -106,6 +122,12 @@ func (l *Loop) serverReady(s *Server) {
 		return
 	}
 	s.lastUsed = l.now
+	if p.sh.paused.Load() {
+		s.state = ServerIdle
+		s.client = nil
+		p.idle.pushFront(s)
+		return
+	}
 	if c := p.waiters.pop(); c != nil {
 		if p.waiters.n == 0 {
 			delete(l.waiting, p)

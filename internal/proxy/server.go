@@ -64,7 +64,8 @@ type Server struct {
 
 	created, lastUsed int64
 	linkedAt          int64
-	cancels           int // cancel requests in flight against this server
+	retire            bool // close instead of reusing (RECONNECT)
+	cancels           int  // cancel requests in flight against this server
 	readPaused        bool
 
 	inList       *serverList

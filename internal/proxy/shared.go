@@ -111,7 +111,39 @@ type PoolShared struct {
 	open           atomic.Int32                      // server connections of this pool, all loops
 	creds          atomic.Pointer[auth.BackendCreds] // how to log in to the backend as User
 	welcome        atomic.Pointer[[]byte]            // ParameterStatus messages learned from a login
+	paused         atomic.Bool                       // PAUSE: no server is handed out; clients queue
 }
+
+// Pools returns every pool known to any loop.
+func (s *Shared) Pools() []*PoolShared {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]*PoolShared, 0, len(s.pools))
+	for _, p := range s.pools {
+		out = append(out, p)
+	}
+	return out
+}
+
+// SetPaused pauses or resumes every pool of database db ("" = all). Paused
+// pools hand out no server: new transactions queue (query_wait_timeout still
+// applies) while running ones finish. Loops must be kicked (KickAll) after a resume.
+func (s *Shared) SetPaused(db string, paused bool) int {
+	n := 0
+	for _, p := range s.Pools() {
+		if db == "" || p.Database == db {
+			p.paused.Store(paused)
+			n++
+		}
+	}
+	return n
+}
+
+// Paused reports whether the pool is paused.
+func (p *PoolShared) Paused() bool { return p.paused.Load() }
+
+// Open returns the pool's server connections across loops.
+func (p *PoolShared) Open() int { return int(p.open.Load()) }
 
 type poolKey struct{ db, user string }
 
