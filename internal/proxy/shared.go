@@ -95,12 +95,92 @@ type Backend struct {
 	Addr      string
 	role      atomic.Int32
 	open      atomic.Int32 // server connections open or opening, all loops
+	busy      atomic.Int32 // server connections linked to a client (least_conn)
 	downUntil atomic.Int64 // unix nanos; connect attempts skip it before then
 	removed   atomic.Bool
+	draining  atomic.Bool
+
+	// Written by the health checker (internal/health), read by routing.
+	healthy    atomic.Bool  // passes its health checks (true until checked)
+	checked    atomic.Bool  // at least one health check finished
+	pinned     atomic.Int32 // a Role pinned in the config, RoleUnknown if none
+	replayLSN  atomic.Uint64
+	lagNanos   atomic.Int64
+	failures   atomic.Int32
+	lastCheck  atomic.Int64  // unix nanos
+	primaryLSN atomic.Uint64 // on the primary: pg_current_wal_lsn() at lastCheck
 }
 
-// Role returns the backend's detected role.
-func (b *Backend) Role() Role { return Role(b.role.Load()) }
+// Role returns the backend's role: pinned in the config, else detected.
+func (b *Backend) Role() Role {
+	if r := Role(b.pinned.Load()); r != RoleUnknown {
+		return r
+	}
+	return Role(b.role.Load())
+}
+
+// Pin fixes the backend's role (config); RoleUnknown un-pins it.
+func (b *Backend) Pin(r Role) { b.pinned.Store(int32(r)) }
+
+// Busy returns the server connections to b currently linked to a client.
+func (b *Backend) Busy() int { return int(b.busy.Load()) }
+
+// Healthy reports whether b passes its health checks (true before the first check).
+func (b *Backend) Healthy() bool { return !b.checked.Load() || b.healthy.Load() }
+
+// Draining reports whether b is being drained (no new transactions).
+func (b *Backend) Draining() bool { return b.draining.Load() || b.removed.Load() }
+
+// SetDraining starts (true) or stops (false) draining b.
+func (b *Backend) SetDraining(on bool) { b.draining.Store(on) }
+
+// ReplayLSN returns the replica's last replayed WAL position (0 unknown).
+func (b *Backend) ReplayLSN() uint64 { return b.replayLSN.Load() }
+
+// Lag returns the replica's replay lag as last measured.
+func (b *Backend) Lag() time.Duration { return time.Duration(b.lagNanos.Load()) }
+
+// Failures returns the consecutive failed health checks.
+func (b *Backend) Failures() int { return int(b.failures.Load()) }
+
+// LastCheck returns when the last health check finished (unix nanos).
+func (b *Backend) LastCheck() int64 { return b.lastCheck.Load() }
+
+// HealthReport is one health check's result for ReportHealth.
+type HealthReport struct {
+	OK         bool
+	InRecovery bool   // pg_is_in_recovery()
+	ReplayLSN  uint64 // pg_last_wal_replay_lsn() on a standby
+	PrimaryLSN uint64 // pg_current_wal_lsn() on a primary
+	Lag        time.Duration
+	At         time.Time // when the check's query ran (its start)
+}
+
+// ReportHealth records a health check. failuresToFail consecutive failures
+// mark the backend unhealthy; one success marks it healthy again.
+func (b *Backend) ReportHealth(r HealthReport, failuresToFail int) {
+	b.lastCheck.Store(r.At.UnixNano())
+	if !r.OK {
+		if int(b.failures.Add(1)) >= max(1, failuresToFail) {
+			b.healthy.Store(false)
+			b.checked.Store(true)
+		}
+		return
+	}
+	b.failures.Store(0)
+	if r.InRecovery {
+		b.role.Store(int32(RoleStandby))
+		b.replayLSN.Store(r.ReplayLSN)
+		b.lagNanos.Store(int64(r.Lag))
+	} else {
+		b.role.Store(int32(RolePrimary))
+		b.primaryLSN.Store(r.PrimaryLSN)
+		b.lagNanos.Store(0)
+	}
+	b.healthy.Store(true)
+	b.checked.Store(true)
+	b.downUntil.Store(0)
+}
 
 // Open returns the number of server connections open or opening to b.
 func (b *Backend) Open() int { return int(b.open.Load()) }
