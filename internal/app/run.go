@@ -15,6 +15,11 @@ import (
 
 // Run loads the config at path and serves until a signal ends it.
 func Run(path string) error {
+	if f := os.Getenv("POOLMGR_CPUPROFILE"); f != "" { // profiling aid for benchmarks
+		if stop, err := startCPUProfile(f); err == nil {
+			defer stop()
+		}
+	}
 	cfg, err := config.Load(path)
 	if err != nil {
 		return err
