@@ -4,10 +4,12 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"time"
 
 	"github.com/poolmgr/poolmgr/internal/auth"
 	"github.com/poolmgr/poolmgr/internal/config"
 	"github.com/poolmgr/poolmgr/internal/proxy"
+	"github.com/poolmgr/poolmgr/internal/route"
 )
 
 // NewLogger returns the logger the [log] section asks for.
@@ -24,10 +26,12 @@ func NewLogger(c *config.Config) *slog.Logger {
 		lvl = slog.LevelInfo
 	}
 	ho := &slog.HandlerOptions{Level: lvl}
+	var h slog.Handler = slog.NewTextHandler(os.Stderr, ho)
 	if c.Log.Format == "json" {
-		return slog.New(slog.NewJSONHandler(os.Stderr, ho))
+		h = slog.NewJSONHandler(os.Stderr, ho)
 	}
-	return slog.New(slog.NewTextHandler(os.Stderr, ho))
+	// log.rate_limit: a storm of identical warnings/errors is summarised.
+	return slog.New(NewRateLimitHandler(h, c.Log.RateLimit))
 }
 
 // BuildOptions turns a config into the core's settings snapshot, reading the auth_file.
@@ -53,6 +57,14 @@ func BuildOptions(c *config.Config, log *slog.Logger) (*proxy.Options, error) {
 		LogConnections:              c.Log.LogConnections,
 		LogDisconnections:           c.Log.LogDisconnections,
 		Secrets:                     map[string]auth.Secret{},
+		AuthUser:                    c.Auth.AuthUser,
+		AuthQuery:                   c.Auth.AuthQuery,
+		AuthDBName:                  c.Auth.AuthDBName,
+		AdminUsers:                  c.Admin.AdminUsers,
+		StatsUsers:                  c.Admin.StatsUsers,
+		Routing:                     route.ParseAlgo(p.Routing),
+		ReadYourWrites:              true,
+		MaxReplicaLag:               10 * time.Second,
 	}
 	switch p.PoolMode {
 	case "session":

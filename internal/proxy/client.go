@@ -69,6 +69,12 @@ type Client struct {
 	writeBlocked bool
 	reason       CloseReason
 
+	target      *Backend // the backend a queued request waits for
+	wrote       bool     // the current request went to the primary as a write
+	deferred    bool     // stash holds requests held back until the replica server is released
+	lastWriteNs int64    // when the client's last write transaction ended (read-your-writes)
+	minLSN      uint64   // replicas must have replayed this far to serve the client's reads
+
 	connected        int64 // accept time
 	allPrev, allNext *Client
 	admin            *AdminSession
@@ -85,6 +91,10 @@ func (c *Client) OnData(b []byte) {
 	case ClientStartup, ClientAuth:
 		c.onLoginData(b)
 	case ClientActive:
+		if c.deferred {
+			c.stashBytes(b)
+			return
+		}
 		c.forward(b)
 		if s := c.server; s != nil {
 			c.loop.release(s)
@@ -125,7 +135,15 @@ func (c *Client) startRequest() {
 		c.close(ReasonClientTerminate)
 		return
 	}
-	c.loop.acquire(c)
+	b, wait := c.routeRequest()
+	if wait {
+		return
+	}
+	if b == nil {
+		c.failRequest(codeConnectionFailure, "no primary backend is available")
+		return
+	}
+	c.loop.acquire(c, b)
 }
 
 // forward relays b to the linked server, tracking message boundaries: a
@@ -148,6 +166,10 @@ func (c *Client) forward(b []byte) {
 			start = i
 			if c.scan.Remain() == 0 {
 				c.collecting = false
+				if c.mustDefer(c.msg[0], c.msg) {
+					c.deferRest(c.msg, b[i:])
+					return
+				}
 				if !c.handleMsg(c.msg[0], c.msg, nil) {
 					l.t.Send(s.h, c.msg)
 				}
@@ -207,6 +229,12 @@ func (c *Client) forward(b []byte) {
 				continue
 			}
 			whole := b[i : i+n+blen]
+			if c.mustDefer(typ, whole) {
+				l.sendRange(s, b, start, i)
+				c.scan.Reset()
+				c.deferRest(nil, b[i:])
+				return
+			}
 			c.scan.Skip(blen)
 			if c.handleMsg(typ, whole, b[start:i]) {
 				start = i + n + blen
@@ -242,6 +270,29 @@ func (c *Client) forward(b []byte) {
 		i += n
 	}
 	l.sendRange(s, b, start, len(b))
+}
+
+// mustDefer reports whether a request arriving while the client holds a
+// replica's server between transactions needs the primary: it is then held
+// back until the replica's server is released.
+func (c *Client) mustDefer(typ byte, msg []byte) bool {
+	s := c.server
+	if s.tx != pgproto.TxIdle || s.backend.Role() == RolePrimary || c.loop.opts().PoolMode == ModeSession {
+		return false
+	}
+	return c.needsPrimary(typ, msg)
+}
+
+// deferRest stashes a held-back request (head, then rest).
+func (c *Client) deferRest(head, rest []byte) {
+	st := c.loop.getBuf()
+	st = append(append(st, head...), rest...)
+	c.stash = st
+	c.deferred = true
+	if len(st) > maxStash && !c.readPaused {
+		c.readPaused = true
+		c.loop.t.PauseRead(c.h, true)
+	}
 }
 
 func (l *Loop) sendRange(s *Server, b []byte, from, to int) {
@@ -344,11 +395,7 @@ func (c *Client) close(r CloseReason) {
 	c.reason = r
 	l.Stats.Closes[r]++
 	if c.q != nil {
-		q := c.q
-		q.remove(c)
-		if c.pool != nil && q == &c.pool.waiters && q.n == 0 {
-			delete(l.waiting, c.pool)
-		}
+		l.unqueue(c)
 	}
 	if prev == ClientActive {
 		l.detach(c)

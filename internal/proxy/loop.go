@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/poolmgr/poolmgr/internal/pgproto"
+	"github.com/poolmgr/poolmgr/internal/route"
+	"github.com/poolmgr/poolmgr/internal/sqlscan"
 )
 
 // Loop owns a set of clients, servers and pools. All of its methods and
@@ -34,6 +36,12 @@ type Loop struct {
 
 	freeBufs [][]byte         // stash buffers for reuse
 	stmts    map[string]*Stmt // interned prepared statements
+
+	scan   sqlscan.Scanner // statement classifier (routing)
+	picker *route.Picker
+	cands  []route.Candidate
+	candB  []*Backend
+	keybuf []byte
 
 	authLookups map[string]*authQueryConn // auth_query lookups running, by user
 	authCache   map[string]authCacheEntry
@@ -88,6 +96,7 @@ func NewLoop(sh *Shared, id int) *Loop {
 		now:     time.Now().UnixNano(),
 	}
 	l.pi.init()
+	l.picker = route.NewPicker(uint64(time.Now().UnixNano()) + uint64(id))
 	sh.mu.Lock()
 	sh.loops = append(sh.loops, l)
 	sh.mu.Unlock()

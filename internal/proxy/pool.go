@@ -1,13 +1,15 @@
 package proxy
 
 import (
+	"sync/atomic"
 	"time"
 
 	"github.com/poolmgr/poolmgr/internal/pgproto"
 )
 
-// Pool is one loop's share of a (database, user) pool: its idle servers, the
-// clients queued for one, and the clients waiting for the pool's first login.
+// Pool is one loop's share of a (database, user) pool: its idle servers (to
+// any backend), the clients queued for one (each for a target backend), and
+// the clients waiting for the pool's first login.
 type Pool struct {
 	sh   *PoolShared
 	loop *Loop
@@ -17,126 +19,188 @@ type Pool struct {
 	welcomeWait clientQueue // authenticated clients waiting for server parameters
 	connecting  int         // servers of this loop being opened for this pool
 	servers     int         // servers of this loop in this pool (any state)
+	per         []*perBackend
 }
 
-// acquire gives c a server now, or queues it (FIFO) and opens servers as
-// limits allow.
-func (l *Loop) acquire(c *Client) {
-	p := c.pool
-	for !p.sh.paused.Load() && p.idle.n > 0 {
-		s := p.idle.popFront()
-		if l.usable(s) {
-			l.link(c, s)
-			return
+// perBackend is a pool's bookkeeping for one backend.
+type perBackend struct {
+	b          *Backend
+	connecting int
+	waiting    int
+	open       *atomic.Int32 // this pool's server connections to b, all loops
+}
+
+func (p *Pool) perB(b *Backend) *perBackend {
+	for _, pb := range p.per {
+		if pb.b == b {
+			return pb
 		}
-		l.closeServer(s, ReasonServerLifetime)
+	}
+	pb := &perBackend{b: b, open: p.sh.openOn(b)}
+	p.per = append(p.per, pb)
+	return pb
+}
+
+// acquire gives c a server to backend b now, or queues it (FIFO) and opens
+// servers as limits allow.
+func (l *Loop) acquire(c *Client, b *Backend) {
+	p := c.pool
+	if !p.sh.paused.Load() {
+		for s := p.idle.head; s != nil; {
+			next := s.inext
+			if s.backend == b {
+				p.idle.remove(s)
+				if l.usable(s) {
+					l.link(c, s)
+					return
+				}
+				l.closeServer(s, ReasonServerLifetime)
+			}
+			s = next
+		}
 	}
 	c.state = ClientWaiting
 	c.since = time.Now().UnixNano()
+	c.target = b
+	p.perB(b).waiting++
 	p.waiters.push(c)
 	l.waiting[p] = struct{}{}
 	l.growPool(p)
 }
 
-// usable reports whether an idle server may be handed out.
+// unqueue removes a queued client from its pool's wait queue.
+func (l *Loop) unqueue(c *Client) {
+	p := c.pool
+	if p == nil || c.q != &p.waiters {
+		if c.q != nil {
+			c.q.remove(c)
+		}
+		return
+	}
+	p.waiters.remove(c)
+	if c.target != nil {
+		p.perB(c.target).waiting--
+	}
+	c.target = nil
+	if p.waiters.n == 0 {
+		delete(l.waiting, p)
+	}
+}
+
+// usable reports whether a server may be handed to a new transaction.
 func (l *Loop) usable(s *Server) bool {
 	o := l.opts()
-	return !s.retire && !s.backend.removed.Load() && s.backend.Role() != RoleStandby &&
+	b := s.backend
+	return !s.retire && !b.Draining() && b.Healthy() &&
 		(o.ServerLifetime <= 0 || l.now-s.created <= int64(o.ServerLifetime))
 }
 
-// growPool opens server connections for queued clients while the pool size
-// and the backend's max_server_connections allow.
+// growPool hands idle servers to queued clients and opens server
+// connections for the rest while pool_size and the backend's
+// max_server_connections allow.
 func (l *Loop) growPool(p *Pool) {
 	if p.sh.paused.Load() {
 		return
 	}
-	for p.waiters.n > 0 && p.idle.n > 0 {
-		s := p.idle.popFront()
-		if !l.usable(s) {
-			l.closeServer(s, ReasonServerLifetime)
-			continue
+	for c := p.waiters.head; c != nil && p.idle.n > 0; {
+		next := c.qnext
+		for s := p.idle.head; s != nil; s = s.inext {
+			if s.backend == c.target {
+				p.idle.remove(s)
+				if l.usable(s) {
+					l.unqueue(c)
+					l.link(c, s)
+				} else {
+					l.closeServer(s, ReasonServerLifetime)
+				}
+				break
+			}
 		}
-		c := p.waiters.pop()
-		l.link(c, s)
+		c = next
 	}
-	if p.waiters.n == 0 {
-		delete(l.waiting, p)
+	if p.waiters.n == 0 && !(p.welcomeWait.n > 0 && p.sh.welcome.Load() == nil) {
+		return
 	}
-	want := p.waiters.n
-	if want == 0 && p.welcomeWait.n > 0 && p.sh.welcome.Load() == nil {
-		want = 1
+	if p.waiters.n == 0 { // the pool's first login: learn the server parameters
+		if p.connecting == 0 {
+			if b := l.sh.pickPrimary(l.now); b != nil {
+				l.openServer(p, b)
+			} else {
+				l.failPool(p, codeConnectionFailure, "no primary backend is available")
+			}
+		}
+		return
 	}
-	for p.connecting < want {
-		if !l.openServer(p) {
-			return
+	for _, pb := range p.per {
+		for pb.connecting < pb.waiting {
+			if !l.openServer(p, pb.b) {
+				break
+			}
 		}
 	}
 }
 
-// openServer starts one new server connection for p. It returns false when a
-// limit is reached or no backend can take it.
-func (l *Loop) openServer(p *Pool) bool {
+// openServer starts one new server connection to b for p. It returns false
+// when a limit is reached.
+func (l *Loop) openServer(p *Pool, b *Backend) bool {
 	o := l.opts()
 	size := o.PoolSize
 	if size <= 0 {
 		size = o.MaxServersPerBackend
 	}
-	if int(p.sh.open.Add(1)) > size {
-		p.sh.open.Add(-1)
-		return false
-	}
-	b := l.sh.pickPrimary(l.now)
-	if b == nil {
-		p.sh.open.Add(-1)
-		if p.connecting == 0 && p.servers == 0 {
-			l.failPool(p, codeConnectionFailure, "no primary backend is available")
-		}
+	pb := p.perB(b)
+	if int(pb.open.Add(1)) > size {
+		pb.open.Add(-1)
 		return false
 	}
 	if int(b.open.Add(1)) > o.MaxServersPerBackend {
 		b.open.Add(-1)
-		p.sh.open.Add(-1)
+		pb.open.Add(-1)
 		return false
 	}
+	p.sh.open.Add(1)
 	s := &Server{loop: l, pool: p, backend: b, state: ServerConnecting, created: l.now, lastUsed: l.now}
 	s.params = l.pi.empty
 	s.tx = pgproto.TxIdle
 	p.connecting++
+	pb.connecting++
 	p.servers++
 	l.servers[s] = struct{}{}
 	s.h = l.t.Dial(b.Addr, s)
 	return true
 }
 
+// loginEnded updates the counts when a server leaves the connecting/login states.
+func (p *Pool) loginEnded(s *Server) {
+	p.connecting--
+	p.perB(s.backend).connecting--
+}
+
 // serverReady is the single place where a server without a client goes
-// next: to the oldest queued client, to the idle list, or closed.
+// next: to the oldest client queued for its backend, to the idle list, or
+// closed.
 func (l *Loop) serverReady(s *Server) {
 	if s.cancels > 0 {
 		s.state = ServerHeld // a cancel aimed at its last client is in flight
 		return
 	}
 	p := s.pool
+	s.client = nil
 	if l.sh.ShuttingDown() || !l.usable(s) {
 		l.closeServer(s, ReasonServerLifetime)
 		return
 	}
 	s.lastUsed = l.now
-	if p.sh.paused.Load() {
-		s.state = ServerIdle
-		s.client = nil
-		p.idle.pushFront(s)
-		return
-	}
-	if c := p.waiters.pop(); c != nil {
-		if p.waiters.n == 0 {
-			delete(l.waiting, p)
+	if !p.sh.paused.Load() && p.perB(s.backend).waiting > 0 {
+		for c := p.waiters.head; c != nil; c = c.qnext {
+			if c.target == s.backend {
+				l.unqueue(c)
+				l.link(c, s)
+				return
+			}
 		}
-		l.link(c, s)
-		return
 	}
 	s.state = ServerIdle
-	s.client = nil
 	p.idle.pushFront(s)
 }
 
@@ -150,6 +214,7 @@ func (l *Loop) link(c *Client, s *Server) {
 		l.Stats.WaitHist[histBucket(w)]++
 	}
 	s.linkedAt = now
+	s.backend.busy.Add(1)
 	c.server, s.client = s, c
 	c.state, s.state = ClientActive, ServerActive
 	s.lastUsed = l.now
@@ -174,6 +239,14 @@ func (l *Loop) link(c *Client, s *Server) {
 	}
 }
 
+// unlink separates a client and its server (the caller decides where each goes).
+func (l *Loop) unlink(c *Client, s *Server) {
+	if s.client == c && c != nil {
+		s.backend.busy.Add(-1)
+	}
+	c.server, s.client = nil, nil
+}
+
 // release is the single release decision: called after a server's
 // ReadyForQuery and after client bytes are forwarded. It hands the server back
 // when the client's transaction (or statement) is over.
@@ -195,14 +268,24 @@ func (l *Loop) release(s *Server) {
 			return
 		}
 	}
-	c.server, s.client = nil, nil
+	l.unlink(c, s)
 	c.state = ClientIdle
-	x := time.Now().UnixNano() - s.linkedAt
+	now := time.Now().UnixNano()
+	x := now - s.linkedAt
 	l.Stats.XactNanos += uint64(x)
 	l.Stats.XactHist[histBucket(x)]++
+	if c.wrote && s.backend.Role() == RolePrimary {
+		c.lastWriteNs = now // read-your-writes: reads wait for replicas to reach this
+		c.wrote = false
+	}
 	l.serverReady(s)
 	if l.sh.ShuttingDown() {
 		c.fatal(codeAdminShutdown, "terminating connection due to administrator command (poolmgr shutting down)", ReasonShutdown)
+		return
+	}
+	if c.deferred || len(c.stash) > 0 {
+		c.deferred = false
+		c.startRequest() // requests held back from a replica go where they belong
 	}
 }
 
@@ -214,7 +297,7 @@ func (l *Loop) detach(c *Client) {
 	if s == nil {
 		return
 	}
-	c.server, s.client = nil, nil
+	l.unlink(c, s)
 	clean := s.q.n == 0 && !s.extOpen && !c.collecting && !c.scan.InMessage() && s.state == ServerActive
 	if !clean {
 		l.closeServer(s, ReasonServerDirty)
@@ -249,8 +332,25 @@ func (l *Loop) failPool(p *Pool, code, msg string) {
 	for c := p.welcomeWait.pop(); c != nil; c = p.welcomeWait.pop() {
 		c.fatal(code, msg, ReasonConnectFailed)
 	}
-	for c := p.waiters.pop(); c != nil; c = p.waiters.pop() {
+	for c := p.waiters.head; c != nil; c = p.waiters.head {
+		l.unqueue(c)
 		c.failRequest(code, msg)
 	}
-	delete(l.waiting, p)
+}
+
+// failBackendWaiters answers the clients queued for backend b with an error
+// (or moves read-only ones elsewhere when possible).
+func (l *Loop) failBackendWaiters(p *Pool, b *Backend, code, msg string) {
+	for c := p.waiters.head; c != nil; {
+		next := c.qnext
+		if c.target == b {
+			l.unqueue(c)
+			if nb := l.retarget(c, b); nb != nil {
+				l.acquire(c, nb)
+			} else {
+				c.failRequest(code, msg)
+			}
+		}
+		c = next
+	}
 }

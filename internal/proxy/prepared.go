@@ -14,6 +14,8 @@ type Stmt struct {
 	query []byte
 	types []byte // raw int16 count + OIDs from the Parse
 	gen   uint32 // bumped when the statement went stale (cached plan changed)
+
+	classified, readOnly, readOnlyLoose bool // routing, computed once
 }
 
 // srvStmt is a statement as prepared on one server connection.

@@ -3,6 +3,7 @@ package proxy
 import (
 	"bytes"
 	"strings"
+	"time"
 
 	"github.com/poolmgr/poolmgr/internal/auth"
 	"github.com/poolmgr/poolmgr/internal/pgproto"
@@ -82,14 +83,11 @@ func (s *Server) OnConnected(err error) {
 		return
 	}
 	l := s.loop
-	s.pool.connecting-- // counted again below while logging in
 	if err != nil {
-		s.backend.downUntil.Store(l.now + int64(l.opts().ServerLoginRetry))
-		s.pool.connecting++
+		s.backend.downUntil.Store(l.now + int64(max(l.opts().ServerLoginRetry, 100*time.Millisecond)))
 		l.serverLoginFailed(s, codeConnectionFailure, "could not connect to server "+s.backend.Addr+": "+err.Error(), true)
 		return
 	}
-	s.pool.connecting++
 	s.state = ServerLogin
 	creds := s.pool.sh.creds.Load()
 	if creds == nil {
@@ -271,6 +269,14 @@ func (s *Server) endMessage(b []byte, start *int, i int) bool {
 	}
 	s.emitSynth()
 	if typ == pgproto.MsgReadyForQuery {
+		if c := s.client; c != nil && c.deferred && s.tx != pgproto.TxIdle {
+			// Held back for the primary, but the client opened a transaction
+			// here after all: it continues on this server (PostgreSQL decides).
+			st := c.stash
+			c.stash, c.deferred = nil, false
+			c.forward(st)
+			l.putBuf(st)
+		}
 		l.release(s)
 		*start = i
 	}
@@ -288,7 +294,7 @@ func (s *Server) serverError(b []byte, start *int, i int, body []byte) bool {
 		if c := s.client; c != nil && s.state == ServerActive {
 			l.sendTo(c, b, *start, i)
 			*start = len(b)
-			c.server, s.client = nil, nil
+			s.loop.unlink(c, s)
 			c.close(ReasonServerLost)
 		}
 		l.closeServer(s, ReasonServerLost)
@@ -358,19 +364,23 @@ func (s *Server) loginMessage(typ byte, body []byte) bool {
 func (s *Server) loginDone() {
 	l := s.loop
 	p := s.pool
-	p.connecting--
 	s.bauth = nil
 	s.tx = pgproto.TxIdle
 	l.Stats.ServerLogins++
 	if s.standby {
 		s.backend.role.Store(int32(RoleStandby))
-		p.connecting++ // closeServer decrements it for a login-state server
-		s.state = ServerLogin
+	} else {
+		s.backend.role.Store(int32(RolePrimary))
+	}
+	if s.standby && p.sh.welcome.Load() == nil {
+		// The pool's first login must be on the primary (its parameters are
+		// what clients see); this backend is a standby after all.
 		l.closeServer(s, ReasonServerLoginFailed)
+		l.failBackendWaiters(p, s.backend, codeConnectionFailure, "no primary backend is available")
 		l.growPool(p)
 		return
 	}
-	s.backend.role.Store(int32(RolePrimary))
+	p.loginEnded(s)
 	if p.sh.welcome.Load() == nil {
 		w := s.welcome
 		p.sh.welcome.Store(&w)
@@ -390,26 +400,31 @@ func (s *Server) loginDone() {
 // clients waiting on the pool.
 func (l *Loop) serverLoginFailed(s *Server, code, msg string, transient bool) {
 	p := s.pool
+	b := s.backend
 	l.closeServer(s, ReasonServerLoginFailed)
-	if transient && l.sh.pickPrimary(l.now) != nil {
+	l.log().Warn("server login failed", "backend", b.Addr, "user", p.sh.User, "db", p.sh.Database, "code", code, "msg", msg)
+	if transient {
+		if p.perB(b).connecting == 0 {
+			l.failBackendWaiters(p, b, code, msg) // moved to another backend when possible
+		}
+		if p.welcomeWait.n > 0 && p.connecting == 0 {
+			if l.sh.pickPrimary(l.now) == nil {
+				for c := p.welcomeWait.pop(); c != nil; c = p.welcomeWait.pop() {
+					c.fatal(code, msg, ReasonConnectFailed)
+				}
+			}
+		}
 		l.growPool(p)
 		return
 	}
-	if p.connecting > 0 {
-		return // another attempt is under way
-	}
-	l.log().Warn("server login failed", "backend", s.backend.Addr, "user", p.sh.User, "db", p.sh.Database, "code", code, "msg", msg)
-	if transient {
-		l.failPool(p, code, msg)
-		return
-	}
+	// Authentication or database errors: every backend would refuse.
 	for c := p.welcomeWait.pop(); c != nil; c = p.welcomeWait.pop() {
 		c.fatal(code, msg, ReasonServerLoginFailed)
 	}
-	for c := p.waiters.pop(); c != nil; c = p.waiters.pop() {
+	for c := p.waiters.head; c != nil; c = p.waiters.head {
+		l.unqueue(c)
 		c.fatal(code, msg, ReasonServerLoginFailed)
 	}
-	delete(l.waiting, p)
 }
 
 // OnClosed implements Endpoint: the backend closed or the connection broke.
@@ -423,7 +438,7 @@ func (s *Server) OnClosed(err error) {
 		return
 	}
 	if c := s.client; c != nil {
-		c.server, s.client = nil, nil
+		s.loop.unlink(c, s)
 		c.fatal(codeConnectionFailure, "server connection lost (backend "+s.backend.Addr+" closed it)", ReasonServerLost)
 	}
 	l.closeServer(s, ReasonServerLost)
@@ -445,7 +460,7 @@ func (l *Loop) closeServer(s *Server, r CloseReason) {
 	}
 	p := s.pool
 	if s.state == ServerConnecting || s.state == ServerLogin {
-		p.connecting--
+		p.loginEnded(s)
 	}
 	if s.inList != nil {
 		s.inList.remove(s)
@@ -454,7 +469,7 @@ func (l *Loop) closeServer(s *Server, r CloseReason) {
 	s.reason = r
 	l.Stats.Closes[r]++
 	if c := s.client; c != nil {
-		c.server, s.client = nil, nil
+		s.loop.unlink(c, s)
 		c.fatal(codeConnectionFailure, "server connection closed ("+r.String()+")", ReasonServerLost)
 	}
 	if r != ReasonServerLost && r != ReasonServerProtocol {
@@ -465,6 +480,7 @@ func (l *Loop) closeServer(s *Server, r CloseReason) {
 	p.servers--
 	s.backend.open.Add(-1)
 	p.sh.open.Add(-1)
+	p.perB(s.backend).open.Add(-1)
 	l.kickWaiting()
 }
 

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/poolmgr/poolmgr/internal/auth"
+	"github.com/poolmgr/poolmgr/internal/route"
 )
 
 // PoolMode is how long a client keeps a server connection.
@@ -58,6 +59,16 @@ type Options struct {
 
 	// auth_query: secrets of users missing from auth_file are looked up on
 	// the primary, logged in as AuthUser (whose password must be in auth_file).
+	// Routing (read/write splitting).
+	Routing        route.Algo
+	HashKey        HashKey
+	PrimaryReads   bool          // the primary also takes reads
+	MaxReplicaLag  time.Duration // replicas lagging more leave the read pool (0 = no limit)
+	ReadYourWrites bool          // after a write, a client's reads wait for replicas to catch up
+	DefaultRoute   RouteMode
+	UserRoutes     map[string]RouteMode
+	DBRoutes       map[string]RouteMode
+
 	AdminUsers []string // may use the admin console's commands
 	StatsUsers []string // may use its SHOW commands
 
@@ -192,6 +203,24 @@ type PoolShared struct {
 	creds          atomic.Pointer[auth.BackendCreds] // how to log in to the backend as User
 	welcome        atomic.Pointer[[]byte]            // ParameterStatus messages learned from a login
 	paused         atomic.Bool                       // PAUSE: no server is handed out; clients queue
+
+	perMu   sync.Mutex
+	perOpen map[*Backend]*atomic.Int32
+}
+
+// openOn returns the counter of this pool's server connections to b.
+func (p *PoolShared) openOn(b *Backend) *atomic.Int32 {
+	p.perMu.Lock()
+	defer p.perMu.Unlock()
+	if p.perOpen == nil {
+		p.perOpen = make(map[*Backend]*atomic.Int32)
+	}
+	n := p.perOpen[b]
+	if n == nil {
+		n = new(atomic.Int32)
+		p.perOpen[b] = n
+	}
+	return n
 }
 
 // Pools returns every pool known to any loop.
@@ -318,12 +347,12 @@ func (s *Shared) pool(db, user string) *PoolShared {
 func (s *Shared) pickPrimary(now int64) *Backend {
 	bs := s.Backends()
 	for _, b := range bs {
-		if b.Role() == RolePrimary && b.downUntil.Load() <= now {
+		if b.Role() == RolePrimary && b.downUntil.Load() <= now && b.Healthy() && !b.Draining() {
 			return b
 		}
 	}
 	for _, b := range bs {
-		if b.Role() == RoleUnknown && b.downUntil.Load() <= now {
+		if b.Role() == RoleUnknown && b.downUntil.Load() <= now && b.Healthy() && !b.Draining() {
 			return b
 		}
 	}
