@@ -23,7 +23,7 @@ func StartupFrame(buf []byte) (n int, code uint32, body []byte, err error) {
 	if l < 8 || int32(l) < 0 {
 		return 0, 0, nil, ErrStartupTooShort
 	}
-	if l > MaxStartupPacket {
+	if l-4 > MaxStartupPacket { // PostgreSQL limits the packet without its length word
 		return 0, 0, nil, ErrStartupTooLong
 	}
 	if len(buf) < 8 {

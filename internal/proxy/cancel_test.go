@@ -3,6 +3,7 @@ package proxy_test
 import (
 	"bytes"
 	"io"
+	"net/netip"
 	"testing"
 
 	"github.com/jackc/pgx/v5/pgproto3"
@@ -183,7 +184,7 @@ func TestCancelAcrossLoops(t *testing.T) {
 	n2.next = 10000
 	l2.Bind(n2, n2)
 	h := n2.newHandle()
-	ep := l2.Accept(h, a.ep.(*proxy.Client).Remote())
+	ep := l2.Accept(h, netip.MustParseAddrPort("192.0.2.8:1234"))
 	ep.OnData(enc(t, &pgproto3.CancelRequest{ProcessID: pid, SecretKey: sec}))
 	if !n2.closed[h] {
 		t.Fatal("cancel client on loop 2 not closed")

@@ -185,7 +185,11 @@ func (c *Client) forward(b []byte) {
 		n, st, typ, blen, err := c.scan.Next(b[i:])
 		if err != nil {
 			l.sendRange(s, b, start, i)
-			c.fatal(codeProtocolViolation, "invalid message length", ReasonClientProtocol)
+			msg := "invalid message length"
+			if err == pgproto.ErrTooLarge {
+				msg = "message too large (max_message_size)"
+			}
+			c.fatal(codeProtocolViolation, msg, ReasonClientProtocol)
 			return
 		}
 		if !st {

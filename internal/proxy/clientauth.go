@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"crypto/rand"
 	"encoding/binary"
 	"errors"
 	"strings"
@@ -255,7 +256,7 @@ func (c *Client) startAuthExchange() {
 		}
 		if !c.haveSecret || err != nil {
 			c.haveSecret = false
-			c.scram, _ = auth.NewScramServerUnknownUser(l.rnd)
+			c.scram, _ = auth.NewScramServerUnknownUserStable(c.user, mockKey, l.rnd)
 		}
 		c.authState = authSASLInitial
 		c.send(pgproto.AppendAuth(l.scratch[:0], pgproto.AuthSASL, c.scram.Mechanisms()))
@@ -360,6 +361,7 @@ func (c *Client) authOK(clientKey *[32]byte) {
 	}
 	l.sh.cancels.register(c)
 	l.logins.remove(c)
+	c.scan.Max = l.opts().MaxMessageSize
 	if isAdminDB(c.database) {
 		c.adminWelcome()
 		return
@@ -412,6 +414,14 @@ func (c *Client) sendWelcome(fromWait bool) {
 		c.startRequest()
 	}
 }
+
+// mockKey derives the stable fake salts of unknown users (like PostgreSQL's
+// mock authentication), so two attempts do not reveal that a user is unknown.
+var mockKey = func() []byte {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b)
+	return b
+}()
 
 func quote(s string) string { return "\"" + s + "\"" }
 

@@ -442,7 +442,6 @@ func TestMalformedStartup(t *testing.T) {
 		{"replication", badStartup(pgproto3.ProtocolVersion30, []byte("user\x00a\x00replication\x00true\x00\x00"), 8+len("user\x00a\x00replication\x00true\x00\x00")), "0A000"},
 		{"bad option", badStartup(pgproto3.ProtocolVersion30, []byte("user\x00a\x00options\x00-x\x00\x00"), 8+len("user\x00a\x00options\x00-x\x00\x00")), "0A000"},
 		{"bad param name", badStartup(pgproto3.ProtocolVersion30, []byte("user\x00a\x00bad;name\x00v\x00\x00"), 8+len("user\x00a\x00bad;name\x00v\x00\x00")), "0A000"},
-		{"admin console", badStartup(pgproto3.ProtocolVersion30, []byte("user\x00a\x00database\x00pgbouncer\x00\x00"), 8+len("user\x00a\x00database\x00pgbouncer\x00\x00")), "0A000"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -694,7 +693,7 @@ func TestCopyIn(t *testing.T) {
 	c.query("copy t from stdin")
 	s.expect("Query(copy t from stdin)")
 	s.reply(&pgproto3.CopyInResponse{OverallFormat: 0, ColumnFormatCodes: []uint16{0}})
-	c.expect("*pgproto3.CopyInResponse")
+	c.expect("CopyInResponse")
 	c.send(&pgproto3.CopyData{Data: []byte("1\n")}, &pgproto3.CopyData{Data: []byte("2\n")}, &pgproto3.CopyDone{})
 	s.expect(`CopyData("1\n")`, `CopyData("2\n")`, "CopyDone")
 	s.reply(cc("COPY 2"), rfq('I'))

@@ -624,6 +624,22 @@ func describe(m any) string {
 		return "ParseComplete"
 	case *pgproto3.BindComplete:
 		return "BindComplete"
+	case *pgproto3.CloseComplete:
+		return "CloseComplete"
+	case *pgproto3.NoData:
+		return "NoData"
+	case *pgproto3.ParameterDescription:
+		return fmt.Sprintf("ParameterDescription(%v)", m.ParameterOIDs)
+	case *pgproto3.CopyInResponse:
+		return "CopyInResponse"
+	case *pgproto3.CopyOutResponse:
+		return "CopyOutResponse"
+	case *pgproto3.EmptyQueryResponse:
+		return "EmptyQueryResponse"
+	case *pgproto3.PortalSuspended:
+		return "PortalSuspended"
+	case *pgproto3.NotificationResponse:
+		return "NotificationResponse(" + m.Channel + ")"
 	case *pgproto3.Query:
 		return "Query(" + m.String + ")"
 	case *pgproto3.Parse:
@@ -634,6 +650,8 @@ func describe(m any) string {
 		return "Describe(" + string(m.ObjectType) + ":" + m.Name + ")"
 	case *pgproto3.Execute:
 		return "Execute(" + m.Portal + ")"
+	case *pgproto3.Close:
+		return "Close(" + string(m.ObjectType) + ":" + m.Name + ")"
 	case *pgproto3.Sync:
 		return "Sync"
 	case *pgproto3.Flush:

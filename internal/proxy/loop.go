@@ -121,6 +121,10 @@ func (l *Loop) Accept(h Handle, remote netip.AddrPort) Endpoint {
 	return c
 }
 
+// SetNow gives the loop the current time (unix nanos). Engines call it once
+// per batch of events, so the core reads no clock on the per-query path.
+func (l *Loop) SetNow(ns int64) { l.now = ns }
+
 // Clients returns the number of clients this loop owns.
 func (l *Loop) Clients() int { return l.clients }
 
@@ -174,6 +178,12 @@ func (l *Loop) checkServerTimers(s *Server, o *Options) {
 			l.closeServer(s, ReasonServerLifetime)
 		} else if s.backend.removed.Load() || l.sh.ShuttingDown() {
 			l.closeServer(s, ReasonShutdown)
+		}
+	case ServerHeld:
+		// A cancel connection the backend never closed: stop waiting for it.
+		if l.now-s.lastUsed > int64(5*time.Second) {
+			s.cancels = 0
+			l.serverReady(s)
 		}
 	case ServerActive:
 		if o.IdleTxTimeout > 0 && s.outstanding == 0 && s.tx != pgproto.TxIdle &&

@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"sync/atomic"
-	"time"
 
 	"github.com/poolmgr/poolmgr/internal/pgproto"
 )
@@ -60,7 +59,7 @@ func (l *Loop) acquire(c *Client, b *Backend) {
 		}
 	}
 	c.state = ClientWaiting
-	c.since = time.Now().UnixNano()
+	c.since = l.now
 	c.target = b
 	p.perB(b).waiting++
 	p.waiters.push(c)
@@ -206,7 +205,7 @@ func (l *Loop) serverReady(s *Server) {
 
 // link gives server s to client c and sends c's stashed request.
 func (l *Loop) link(c *Client, s *Server) {
-	now := time.Now().UnixNano()
+	now := l.now
 	if c.state == ClientWaiting {
 		w := now - c.since
 		l.Stats.Waits++
@@ -232,10 +231,13 @@ func (l *Loop) link(c *Client, s *Server) {
 		c.stash = nil
 		c.forward(b)
 		l.putBuf(b)
-		if c.readPaused {
+		if c.readPaused && c.state != ClientClosed {
 			c.readPaused = false
 			l.t.PauseRead(c.h, false)
 		}
+	}
+	if c.server == s {
+		l.release(s) // the request may have been answered by the proxy itself
 	}
 }
 
@@ -245,6 +247,15 @@ func (l *Loop) unlink(c *Client, s *Server) {
 		s.backend.busy.Add(-1)
 	}
 	c.server, s.client = nil, nil
+	// Backpressure between the two ends no longer applies.
+	if s.readPaused && s.state != ServerClosed {
+		s.readPaused = false
+		l.t.PauseRead(s.h, false)
+	}
+	if c.readPaused && c.state != ClientClosed && len(c.stash) <= maxStash {
+		c.readPaused = false
+		l.t.PauseRead(c.h, false)
+	}
 }
 
 // release is the single release decision: called after a server's
@@ -270,7 +281,7 @@ func (l *Loop) release(s *Server) {
 	}
 	l.unlink(c, s)
 	c.state = ClientIdle
-	now := time.Now().UnixNano()
+	now := l.now
 	x := now - s.linkedAt
 	l.Stats.XactNanos += uint64(x)
 	l.Stats.XactHist[histBucket(x)]++

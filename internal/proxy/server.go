@@ -212,6 +212,16 @@ func (s *Server) endMessage(b []byte, start *int, i int) bool {
 	// Active or resetting.
 	switch typ {
 	case pgproto.MsgParameterStatus:
+		if keep && s.state == ServerResetting {
+			// A rollback/reset changed a setting: remember the server's real value.
+			if k, v, ok := pgproto.ParameterStatus(body); ok {
+				key := strings.ToLower(string(k))
+				if !untrackedReports[key] {
+					s.params = l.pi.with(s.params, l.pi.str([]byte(key)), l.pi.str(v))
+				}
+			}
+			return true
+		}
 		if keep && !drop && s.client != nil {
 			if k, v, ok := pgproto.ParameterStatus(body); ok {
 				key := strings.ToLower(string(k))
@@ -255,13 +265,12 @@ func (s *Server) endMessage(b []byte, start *int, i int) bool {
 			if s.q.n == 0 {
 				if s.tx != pgproto.TxIdle {
 					l.closeServer(s, ReasonServerDirty)
-				} else {
-					l.serverReady(s)
+					return false
 				}
-				*start = len(b)
-				return false
+				*start = i
+				l.serverReady(s)
 			}
-			return true
+			return s.state != ServerClosed
 		}
 		if st == pgproto.TxIdle {
 			l.Stats.Transactions++
@@ -353,7 +362,7 @@ func (s *Server) loginMessage(typ byte, body []byte) bool {
 		return false
 	case pgproto.MsgReadyForQuery:
 		s.loginDone()
-		return false
+		return s.state != ServerClosed
 	}
 	return true
 }

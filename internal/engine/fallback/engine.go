@@ -202,6 +202,7 @@ func (lp *loop) release(c *conn) {
 
 func (lp *loop) accept(nc net.Conn) {
 	lp.mu.Lock()
+	lp.core.SetNow(time.Now().UnixNano())
 	c := lp.newConn(nil)
 	c.attach(nc)
 	var remote netip.AddrPort
@@ -242,6 +243,7 @@ func (c *conn) readLoop() {
 			lp.mu.Unlock()
 			return
 		}
+		lp.core.SetNow(time.Now().UnixNano())
 		if n > 0 {
 			c.ep.OnData(buf[:n])
 		}
@@ -315,6 +317,7 @@ func (lp *loop) Dial(addr string, ep proxy.Endpoint) proxy.Handle {
 		nc, err := d.Dial("tcp", addr)
 		lp.mu.Lock()
 		defer lp.mu.Unlock()
+		lp.core.SetNow(time.Now().UnixNano())
 		if c.gone {
 			if nc != nil {
 				_ = nc.Close()
