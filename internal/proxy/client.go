@@ -49,9 +49,9 @@ type Client struct {
 	collecting bool            // msg is gathering a message that spans reads
 	msg        []byte
 
-	startParams *ParamSet        // parameters from the startup packet
-	stmts       map[string]*Stmt // the client's named prepared statements
-	unnamed     []byte           // the client's last unnamed Parse, as sent
+	startParams *ParamSet             // parameters from the startup packet
+	stmts       map[string]clientStmt // the client's named prepared statements
+	unnamed     []byte                // the client's last unnamed Parse, as sent
 	unnamedSeq  uint32
 
 	authState  authStep
@@ -133,6 +133,9 @@ func (c *Client) startRequest() {
 	}
 	if st[0] == pgproto.MsgTerminate {
 		c.close(ReasonClientTerminate)
+		return
+	}
+	if c.loop.opts().PoolMode != ModeSession && c.answerLocally() {
 		return
 	}
 	b, wait := c.routeRequest()

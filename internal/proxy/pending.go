@@ -6,17 +6,21 @@ package proxy
 // (ParseComplete for a statement the server already has, CloseComplete) in
 // the exact order PostgreSQL would produce them.
 type pending struct {
-	typ   byte // frontend message type: P B D E C S Q F
-	flags uint8
-	stmt  *Stmt
+	typ     byte // frontend message type: P B D E C S Q F
+	flags   uint8
+	stmt    *Stmt
+	name    string // the client's statement name (Parse, Close, DEALLOCATE)
+	errCode string // pReplaceErr: the error the client gets instead of the server's
+	errMsg  string
 }
 
 const (
-	pSwallow  uint8 = 1 << iota // injected by the proxy: its response is not forwarded
-	pSynth                      // never sent: answer with a synthesized response when it reaches the head
-	pQuiet                      // injected query: errors are swallowed too (parameter sync, resets)
-	pDescStmt                   // Describe of a statement: ParameterDescription comes before the end
-	pDealloc                    // synthesized answer to a simple-query DEALLOCATE
+	pSwallow    uint8 = 1 << iota // injected by the proxy: its response is not forwarded
+	pSynth                        // never sent: answer with a synthesized response when it reaches the head
+	pQuiet                        // injected query: errors are swallowed too (parameter sync, resets)
+	pDescStmt                     // Describe of a statement: ParameterDescription comes before the end
+	pDealloc                      // synthesized answer to a simple-query DEALLOCATE
+	pReplaceErr                   // the server\'s error is replaced by errCode/errMsg
 )
 
 // pendingQueue is a ring buffer; it grows only for deep pipelines.

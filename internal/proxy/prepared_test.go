@@ -91,10 +91,13 @@ func TestPreparedStatementClose(t *testing.T) {
 	s.reply(rfq('I'))
 	a.expect("CloseComplete", "ReadyForQuery(I)")
 	a.expectState(proxy.ClientIdle)
-	// The name is gone for the client: a Bind reaches the server unmapped
-	// and the server reports it.
+	// The name is gone for the client: the proxy makes the server fail the
+	// pipeline (a Describe of a name that cannot exist) and answers with
+	// PostgreSQL's own error for the client's name.
 	a.send(&pgproto3.Bind{PreparedStatement: "st"}, &pgproto3.Sync{})
-	s.expect("Bind(:st)", "Sync")
+	s.expect("*", "Sync")
+	s.reply(&pgproto3.ErrorResponse{Severity: "ERROR", Code: "26000", Message: "prepared statement \"x\" does not exist"}, rfq('I'))
+	a.expect("ErrorResponse(ERROR 26000)", "ReadyForQuery(I)")
 }
 
 // DEALLOCATE of a known name and DEALLOCATE ALL are answered by the proxy.

@@ -111,8 +111,8 @@ func (c *Client) classifyHead(mode RouteMode) (readOnly bool, text []byte, wait 
 			p, _ := pgproto.DecodeParse(c.unnamed[pgproto.HeaderLen:])
 			return c.loop.readOnlySQL(p.Query, mode), p.Query, false
 		}
-		if st := c.stmts[string(name)]; st != nil {
-			return c.loop.stmtReadOnly(st, mode), st.query, false
+		if cs, ok := c.stmts[string(name)]; ok {
+			return c.loop.stmtReadOnly(cs.st, mode), cs.st.query, false
 		}
 	}
 	return false, nil, false
@@ -272,8 +272,8 @@ func (c *Client) needsPrimary(typ byte, msg []byte) bool {
 		if len(name) == 0 {
 			return false // follows the Parse just sent to this server
 		}
-		st := c.stmts[string(name)]
-		return st != nil && !l.stmtReadOnly(st, mode)
+		cs, ok := c.stmts[string(name)]
+		return ok && !l.stmtReadOnly(cs.st, mode)
 	}
 	return false
 }

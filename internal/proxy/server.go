@@ -171,11 +171,24 @@ func (s *Server) startMessage(typ byte, blen int) {
 		switch typ {
 		case pgproto.MsgReadyForQuery, pgproto.MsgParameterStatus:
 			s.keep = true
-		case pgproto.MsgErrorResponse:
+		case pgproto.MsgErrorResponse, pgproto.MsgCommandComplete:
 			s.keep = blen <= maxServerMsg
 		}
-		if h := s.q.peek(); h != nil && h.flags&pSwallow != 0 {
-			s.drop = typ != pgproto.MsgErrorResponse || h.flags&pQuiet != 0
+		if h := s.q.peek(); h != nil {
+			if h.flags&pSwallow != 0 {
+				s.drop = typ != pgproto.MsgErrorResponse || h.flags&pQuiet != 0
+			}
+			if h.flags&pReplaceErr != 0 && typ == pgproto.MsgErrorResponse {
+				s.drop = true // replaced at its end
+			}
+			if h.typ == 'D' && h.stmt != nil && h.stmt.descBuf != nil &&
+				(typ == pgproto.MsgParameterDesc || typ == pgproto.MsgRowDescription || typ == pgproto.MsgNoData) {
+				if blen <= maxServerMsg {
+					s.keep = true
+				} else {
+					h.stmt.descBuf = nil
+				}
+			}
 		}
 	default:
 		s.keep, s.drop = blen <= maxServerMsg, true
@@ -233,9 +246,23 @@ func (s *Server) endMessage(b []byte, start *int, i int) bool {
 			}
 		}
 		return true
+	case pgproto.MsgCommandComplete:
+		if keep && len(body) > 0 && body[0] == 'D' && s.state == ServerActive {
+			s.serverTag(body[:len(body)-1])
+		}
 	case pgproto.MsgErrorResponse:
 		if keep && s.serverError(b, start, i, body) {
 			return false
+		}
+		if h := s.q.peek(); h != nil && h.flags&pReplaceErr != 0 && s.client != nil && s.state == ServerActive {
+			var out []byte
+			if keep && string(pgproto.ErrorField(body, 'C')) == "25P02" {
+				out = append(l.scratch[:0], pgproto.MsgErrorResponse, 0, 0, 0, 0)
+				out = pgproto.Finish(append(out, body...), 0)
+			} else {
+				out = pgproto.AppendError(l.scratch[:0], pgproto.SevError, h.errCode, h.errMsg)
+			}
+			l.t.Send(s.client.h, out)
 		}
 		h := s.q.peek()
 		if h == nil || h.typ == 'Q' || h.typ == 'F' {
@@ -249,6 +276,12 @@ func (s *Server) endMessage(b []byte, start *int, i int) bool {
 		return true
 	}
 	h := s.q.peek()
+	if h != nil && keep && h.typ == 'D' && h.stmt != nil && h.stmt.descBuf != nil &&
+		(typ == pgproto.MsgParameterDesc || typ == pgproto.MsgRowDescription || typ == pgproto.MsgNoData) {
+		d := append(h.stmt.descBuf, typ, 0, 0, 0, 0)
+		d = append(d, body...)
+		h.stmt.descBuf = pgproto.Finish(d, len(d)-len(body)-pgproto.HeaderLen)
+	}
 	if h == nil || !endsUnit(h, typ) {
 		return true
 	}
@@ -312,6 +345,14 @@ func (s *Server) serverError(b []byte, start *int, i int, body []byte) bool {
 	if h := s.q.peek(); h != nil && h.stmt != nil && string(pgproto.ErrorField(body, 'C')) == "0A000" &&
 		bytes.Contains(pgproto.ErrorField(body, 'M'), []byte("cached plan must not change result type")) {
 		h.stmt.gen++
+		h.stmt.validated, h.stmt.desc = false, nil
+		if c := s.client; c != nil { // this client got PostgreSQL's error: its next execution works
+			for name, cs := range c.stmts {
+				if cs.st == h.stmt {
+					c.stmts[name] = clientStmt{st: cs.st, gen: cs.st.gen}
+				}
+			}
+		}
 	}
 	return false
 }
