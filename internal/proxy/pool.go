@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"sync/atomic"
+	"time"
 
 	"github.com/poolmgr/poolmgr/internal/pgproto"
 )
@@ -19,6 +20,7 @@ type Pool struct {
 	connecting  int         // servers of this loop being opened for this pool
 	servers     int         // servers of this loop in this pool (any state)
 	per         []*perBackend
+	lastShed    int64 // when other loops were last asked to shed an idle server
 }
 
 // perBackend is a pool's bookkeeping for one backend.
@@ -150,6 +152,7 @@ func (l *Loop) openServer(p *Pool, b *Backend) bool {
 	pb := p.perB(b)
 	if int(pb.open.Add(1)) > size {
 		pb.open.Add(-1)
+		l.requestShed(p, b)
 		return false
 	}
 	if int(b.open.Add(1)) > o.MaxServersPerBackend {
@@ -363,5 +366,40 @@ func (l *Loop) failBackendWaiters(p *Pool, b *Backend, code, msg string) {
 			}
 		}
 		c = next
+	}
+}
+
+// requestShed asks the other loops to close one idle server of p's pool to
+// backend b: the pool is full across loops while this loop has clients
+// waiting, and idle servers do not move between loops.
+func (l *Loop) requestShed(p *Pool, b *Backend) {
+	loops := l.sh.Loops()
+	if len(loops) < 2 || l.now-p.lastShed < int64(20*time.Millisecond) {
+		return
+	}
+	p.lastShed = l.now
+	key := poolKey{p.sh.Database, p.sh.User}
+	for _, o := range loops {
+		if o == l {
+			continue
+		}
+		o := o
+		o.post.Post(func() {
+			op := o.pools[key]
+			if op == nil || op.waiters.n > 0 {
+				return // it needs its servers itself
+			}
+			for s := op.idle.head; s != nil; s = s.inext {
+				if s.backend == b {
+					o.closeServer(s, ReasonServerIdleTimeout)
+					l.post.Post(func() {
+						if lp := l.pools[key]; lp != nil {
+							l.growPool(lp)
+						}
+					})
+					return
+				}
+			}
+		})
 	}
 }
