@@ -158,6 +158,8 @@ server connections used (max seen): ${mx[0]}   (primary :20000 ${mx[1]}, standby
 
 poolmgr is still running (pid $(cat "$PIDFILE"), log $LOGFILE). Connect with:
   psql "host=$HOSTP port=$PORTP user=app dbname=app password=app"
+Admin console:  psql "host=$HOSTP port=$PORTP user=postgres dbname=pgbouncer password=postgres" -c "SHOW POOLS"   (SHOW HELP)
+Status page:    http://$(sed -n 's/^[[:space:]]*metrics_bind[[:space:]]*=[[:space:]]*"\([^"]*\)".*/\1/p' "$CONFIG" | tail -n 1 | sed 's/^:/127.0.0.1:/')/   (Prometheus: /metrics)
 Stop it with:
   make demo-stop
 EOF

@@ -64,7 +64,7 @@ func BuildOptions(c *config.Config, log *slog.Logger) (*proxy.Options, error) {
 		StatsUsers:                  c.Admin.StatsUsers,
 		Routing:                     route.ParseAlgo(p.Routing),
 		ReadYourWrites:              true,
-		MaxReplicaLag:               10 * time.Second,
+		MaxReplicaLag:               time.Duration(p.MaxReplicaLagMs) * time.Millisecond,
 	}
 	switch p.PoolMode {
 	case "session":

@@ -58,6 +58,7 @@ func Run(path string) error {
 		return err
 	}
 	defer stopObs()
+	defer startHealth(cfg, sh, log)()
 
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
@@ -110,6 +111,7 @@ func reload(path string, sh *proxy.Shared, log *slog.Logger) {
 	opts.Log = log
 	sh.SetOptions(opts)
 	sh.SetBackends(cfg.Pool.Backends)
+	reloadHealth(cfg)
 	for _, w := range cfg.Warnings() {
 		log.Warn(w)
 	}

@@ -31,6 +31,15 @@ type Pool struct {
 	Routing              string   `toml:"routing"`                // round_robin|least_conn|random|hash (default least_conn)
 	CacheTTLMs           int      `toml:"cache_ttl_ms"`           // 0 = disabled (cache not active yet: warn)
 
+	// Query result cache (internal/cache); active only when cache_ttl_ms > 0.
+	CacheMaxBytes      int      `toml:"cache_max_bytes"`       // memory bound of the cache, 65536..2^40, default 64 MiB
+	CacheMaxEntryBytes int      `toml:"cache_max_entry_bytes"` // larger responses are not cached; 1..cache_max_bytes (and <= 1 GiB), default 1 MiB
+	CacheBus           bool     `toml:"cache_bus"`             // LISTEN/NOTIFY invalidation bus between instances, default true
+	CacheDatabases     []string `toml:"cache_databases"`       // only these databases are cached; empty = all
+	CacheUsers         []string `toml:"cache_users"`           // only these users are cached; empty = all
+	NoCacheDatabases   []string `toml:"nocache_databases"`     // never cached (wins over cache_databases)
+	NoCacheUsers       []string `toml:"nocache_users"`         // never cached (wins over cache_users)
+
 	// Pooling.
 	PoolMode         string `toml:"pool_mode"`          // transaction|session|statement, default transaction
 	PoolSize         int    `toml:"pool_size"`          // per (database,user) pool; 0 = max_server_connections (EffectivePoolSize)
@@ -53,6 +62,15 @@ type Pool struct {
 	IdleTransactionTimeout Duration `toml:"idle_transaction_timeout"` // default 0 (off)
 	ClientLoginTimeout     Duration `toml:"client_login_timeout"`     // default 60s
 	ShutdownTimeout        Duration `toml:"shutdown_timeout"`         // default 30s
+
+	// Backend health checks (internal/health).
+	HealthCheckInterval Duration `toml:"health_check_interval"` // default 1s; 0 disables health checks
+	HealthCheckTimeout  Duration `toml:"health_check_timeout"`  // per check, connect included; default 2s; > 0
+	HealthCheckFailures int      `toml:"health_check_failures"` // consecutive failures that mark a backend unhealthy; 1..1000, default 3
+	HealthCheckUser     string   `toml:"health_check_user"`     // "" = auth.auth_user, else "postgres" (EffectiveHealthCheckUser)
+	HealthCheckDBName   string   `toml:"health_check_dbname"`   // default "postgres"
+	MaxReplicaLagMs     int      `toml:"max_replica_lag_ms"`    // replicas lagging more get no reads; 0 = no limit; default 10000
+	PinnedRoles         []string `toml:"pinned_roles"`          // "host:port=primary|replica" (Pins); host:port must be in backends
 }
 
 // Auth is the [auth] section.
@@ -70,9 +88,13 @@ type Log struct {
 	Format            string `toml:"format"`             // text|json, default text
 	LogConnections    bool   `toml:"log_connections"`    // default false
 	LogDisconnections bool   `toml:"log_disconnections"` // default false
+	// RateLimit is how many identical messages (same level and text) are
+	// logged per second; more are counted and summarised once a second.
+	// 0 disables the limit. Default 10.
+	RateLimit int `toml:"rate_limit"`
 }
 
-// Admin is the [admin] section (console and metrics come with their own issue; accepted early).
+// Admin is the [admin] section: the admin console's users and the metrics/status HTTP listener.
 type Admin struct {
 	AdminUsers  []string `toml:"admin_users"`
 	StatsUsers  []string `toml:"stats_users"`
@@ -112,6 +134,9 @@ const (
 
 	LogFormatText = "text"
 	LogFormatJSON = "json"
+
+	RolePrimary = "primary" // pool.pinned_roles
+	RoleReplica = "replica"
 )
 
 // Limits enforced by validation.
@@ -120,7 +145,14 @@ const (
 	MinMessageSize            = 1024    // lower bound of pool.max_message_size
 	MaxMessageSizeLimit       = 1<<31 - 1
 	MaxWorkers                = 4096 // upper bound of pool.workers
+	MaxHealthCheckFailures    = 1000 // upper bound of pool.health_check_failures
 )
+
+// DefaultLogRateLimit is the default of log.rate_limit (identical messages per second).
+const DefaultLogRateLimit = 10
+
+// MaxLogRateLimit is the upper bound of log.rate_limit.
+const MaxLogRateLimit = 1000000
 
 // DefaultAuthQuery is the default of auth.auth_query (PgBouncer's).
 const DefaultAuthQuery = "SELECT usename, passwd FROM pg_shadow WHERE usename=$1"
@@ -135,6 +167,9 @@ func Default() *Config {
 			MaxServerConnections:        1000,
 			Routing:                     RoutingLeastConn,
 			CacheTTLMs:                  0,
+			CacheMaxBytes:               DefaultCacheMaxBytes,
+			CacheMaxEntryBytes:          DefaultCacheMaxEntryBytes,
+			CacheBus:                    true,
 			PoolMode:                    PoolModeTransaction,
 			PoolSize:                    0,
 			MinPoolSize:                 0,
@@ -153,14 +188,21 @@ func Default() *Config {
 			IdleTransactionTimeout: 0,
 			ClientLoginTimeout:     Duration(60 * time.Second),
 			ShutdownTimeout:        Duration(30 * time.Second),
+
+			HealthCheckInterval: Duration(time.Second),
+			HealthCheckTimeout:  Duration(2 * time.Second),
+			HealthCheckFailures: 3,
+			HealthCheckDBName:   "postgres",
+			MaxReplicaLagMs:     10000,
 		},
 		Auth: Auth{
 			AuthType:  AuthSCRAM,
 			AuthQuery: DefaultAuthQuery,
 		},
 		Log: Log{
-			Level:  LogLevelInfo,
-			Format: LogFormatText,
+			Level:     LogLevelInfo,
+			Format:    LogFormatText,
+			RateLimit: DefaultLogRateLimit,
 		},
 	}
 }
@@ -172,6 +214,45 @@ func (c *Config) EffectivePoolSize() int {
 		return c.Pool.PoolSize
 	}
 	return c.Pool.MaxServerConnections
+}
+
+// EffectiveHealthCheckUser is pool.health_check_user, or auth.auth_user
+// when that is empty, or "postgres".
+func (c *Config) EffectiveHealthCheckUser() string {
+	switch {
+	case c.Pool.HealthCheckUser != "":
+		return c.Pool.HealthCheckUser
+	case c.Auth.AuthUser != "":
+		return c.Auth.AuthUser
+	}
+	return "postgres"
+}
+
+// Pin is one entry of pool.pinned_roles.
+type Pin struct {
+	Addr string // the backend as written in pool.backends
+	Role string // RolePrimary or RoleReplica
+}
+
+// Pins returns pool.pinned_roles parsed, each address replaced by the
+// pool.backends entry it names (addresses are compared normalized:
+// "LOCALHOST:05432" names "localhost:5432"). Entries that do not parse or
+// name no backend are left out; Validate reports them.
+func (c *Config) Pins() []Pin {
+	var out []Pin
+	for _, s := range c.Pool.PinnedRoles {
+		norm, role, msg := parsePin(s)
+		if msg != "" {
+			continue
+		}
+		for _, b := range c.Pool.Backends {
+			if bn, m := checkAddr(b, false); m == "" && bn == norm {
+				out = append(out, Pin{Addr: b, Role: role})
+				break
+			}
+		}
+	}
+	return out
 }
 
 // WorkerCount is pool.workers, or runtime.NumCPU() when workers is 0.

@@ -122,10 +122,14 @@ func init() {
 		"pool": newSection(
 			[]string{
 				"backends", "bind", "max_client_connections", "max_server_connections", "routing", "cache_ttl_ms",
+				"cache_max_bytes", "cache_max_entry_bytes", "cache_bus", "cache_databases", "cache_users",
+				"nocache_databases", "nocache_users",
 				"pool_mode", "pool_size", "min_pool_size", "server_reset_query", "workers", "io_engine", "max_message_size",
 				"max_prepared_statements", "max_client_prepared_statements",
 				"query_wait_timeout", "server_idle_timeout", "server_lifetime", "server_connect_timeout",
 				"server_login_retry", "idle_transaction_timeout", "client_login_timeout", "shutdown_timeout",
+				"health_check_interval", "health_check_timeout", "health_check_failures", "health_check_user",
+				"health_check_dbname", "max_replica_lag_ms", "pinned_roles",
 			},
 			[]field{
 				strs(func(c *Config) *[]string { return &c.Pool.Backends }),
@@ -134,6 +138,13 @@ func init() {
 				integer(func(c *Config) *int { return &c.Pool.MaxServerConnections }),
 				str(func(c *Config) *string { return &c.Pool.Routing }),
 				integer(func(c *Config) *int { return &c.Pool.CacheTTLMs }),
+				integer(func(c *Config) *int { return &c.Pool.CacheMaxBytes }),
+				integer(func(c *Config) *int { return &c.Pool.CacheMaxEntryBytes }),
+				boolean(func(c *Config) *bool { return &c.Pool.CacheBus }),
+				strs(func(c *Config) *[]string { return &c.Pool.CacheDatabases }),
+				strs(func(c *Config) *[]string { return &c.Pool.CacheUsers }),
+				strs(func(c *Config) *[]string { return &c.Pool.NoCacheDatabases }),
+				strs(func(c *Config) *[]string { return &c.Pool.NoCacheUsers }),
 				str(func(c *Config) *string { return &c.Pool.PoolMode }),
 				integer(func(c *Config) *int { return &c.Pool.PoolSize }),
 				integer(func(c *Config) *int { return &c.Pool.MinPoolSize }),
@@ -151,6 +162,13 @@ func init() {
 				dur(func(c *Config) *Duration { return &c.Pool.IdleTransactionTimeout }),
 				dur(func(c *Config) *Duration { return &c.Pool.ClientLoginTimeout }),
 				dur(func(c *Config) *Duration { return &c.Pool.ShutdownTimeout }),
+				dur(func(c *Config) *Duration { return &c.Pool.HealthCheckInterval }),
+				dur(func(c *Config) *Duration { return &c.Pool.HealthCheckTimeout }),
+				integer(func(c *Config) *int { return &c.Pool.HealthCheckFailures }),
+				str(func(c *Config) *string { return &c.Pool.HealthCheckUser }),
+				str(func(c *Config) *string { return &c.Pool.HealthCheckDBName }),
+				integer(func(c *Config) *int { return &c.Pool.MaxReplicaLagMs }),
+				strs(func(c *Config) *[]string { return &c.Pool.PinnedRoles }),
 			}),
 		"auth": newSection(
 			[]string{"auth_type", "auth_file", "auth_user", "auth_query", "auth_dbname"},
@@ -162,12 +180,13 @@ func init() {
 				str(func(c *Config) *string { return &c.Auth.AuthDBName }),
 			}),
 		"log": newSection(
-			[]string{"level", "format", "log_connections", "log_disconnections"},
+			[]string{"level", "format", "log_connections", "log_disconnections", "rate_limit"},
 			[]field{
 				str(func(c *Config) *string { return &c.Log.Level }),
 				str(func(c *Config) *string { return &c.Log.Format }),
 				boolean(func(c *Config) *bool { return &c.Log.LogConnections }),
 				boolean(func(c *Config) *bool { return &c.Log.LogDisconnections }),
+				integer(func(c *Config) *int { return &c.Log.RateLimit }),
 			}),
 		"admin": newSection(
 			[]string{"admin_users", "stats_users", "metrics_bind"},

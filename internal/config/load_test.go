@@ -131,6 +131,8 @@ func TestLoadErrors(t *testing.T) {
 			[]want{{3, "pool.bind", `"" is not host:port`}}},
 		{"bind port too large", minimal + "bind = \"0.0.0.0:99999\"\n",
 			[]want{{3, "pool.bind", "port 99999 is out of range 1..65535"}}},
+		{"log rate_limit", minimal + "[log]\nrate_limit = -1\n",
+			[]want{{4, "log.rate_limit", "-1 is out of range 0..1000000"}}},
 		{"metrics_bind", minimal + "[admin]\nmetrics_bind = \"localhost\"\n",
 			[]want{{4, "admin.metrics_bind", `"localhost" is not host:port`}}},
 
@@ -185,6 +187,47 @@ func TestLoadErrors(t *testing.T) {
 			[]want{{3, "pool.server_lifetime", "NaN is not a valid number of seconds"}}},
 		{"inf duration", minimal + "server_lifetime = inf\n",
 			[]want{{3, "pool.server_lifetime", "+Inf is not a valid number of seconds"}}},
+
+		// Health checks.
+		{"health_check_interval negative", minimal + "health_check_interval = -1\n",
+			[]want{{3, "pool.health_check_interval", "-1s must not be negative"}}},
+		{"health_check_timeout zero", minimal + "health_check_timeout = 0\n",
+			[]want{{3, "pool.health_check_timeout", "0s must be greater than 0"}}},
+		{"health_check_timeout negative", minimal + "health_check_timeout = \"-1s\"\n",
+			[]want{{3, "pool.health_check_timeout", "-1s must be greater than 0"}}},
+		{"health_check_timeout bad type", minimal + "health_check_timeout = true\n",
+			[]want{{3, "pool.health_check_timeout", "must be a number of seconds"}}},
+		{"health_check_failures zero", minimal + "health_check_failures = 0\n",
+			[]want{{3, "pool.health_check_failures", "0 is out of range 1..1000"}}},
+		{"health_check_failures string", minimal + "health_check_failures = \"3\"\n",
+			[]want{{3, "pool.health_check_failures", `must be an integer, not string "3"`}}},
+		{"health_check_dbname empty", minimal + "health_check_dbname = \"\"\n",
+			[]want{{3, "pool.health_check_dbname", "must not be empty"}}},
+		{"max_replica_lag_ms negative", minimal + "max_replica_lag_ms = -5\n",
+			[]want{{3, "pool.max_replica_lag_ms", "-5 is below the minimum of 0"}}},
+		{"misspelt health key", minimal + "health_check_intervall = 1\n",
+			[]want{{3, "pool.health_check_intervall", `unknown key (did you mean "health_check_interval"?)`}}},
+		{"pinned_roles not an array", minimal + "pinned_roles = \"127.0.0.1:5432=primary\"\n",
+			[]want{{3, "pool.pinned_roles", "must be an array of strings"}}},
+		{"pinned_roles bad entries", "[pool]\nbackends = [\"127.0.0.1:5432\", \"db:5433\", \"db:5434\"]\npinned_roles = [\n" +
+			"  \"127.0.0.1:5432\",\n" + // 4: no '='
+			"  \"127.0.0.1:5432=leader\",\n" + // 5: bad role
+			"  \"127.0.0.1=primary\",\n" + // 6: bad address
+			"  \"10.0.0.1:5432=replica\",\n" + // 7: not a backend
+			"  7,\n" + // 8: wrong type
+			"  \"DB.:05433=primary\",\n" + // 9: ok
+			"  \"db:5433=replica\",\n" + // 10: same backend twice
+			"  \"db:5434=primary\",\n" + // 11: second primary
+			"]\n",
+			[]want{
+				{4, "pool.pinned_roles[0]", `"127.0.0.1:5432" is not host:port=primary or host:port=replica`},
+				{5, "pool.pinned_roles[1]", `role "leader" is not one of primary, replica`},
+				{6, "pool.pinned_roles[2]", `"127.0.0.1" is not host:port`},
+				{7, "pool.pinned_roles[3]", `"10.0.0.1:5432" is not one of pool.backends`},
+				{8, "pool.pinned_roles[4]", "must be a string, not integer 7"},
+				{10, "pool.pinned_roles[6]", `"db:5433=replica" pins the same backend as pool.pinned_roles[5]`},
+				{11, "pool.pinned_roles[7]", "more than one backend pinned as primary (pool.pinned_roles[5] is too)"},
+			}},
 
 		// Backends.
 		{"missing backends", "[pool]\nbind = \"127.0.0.1:6432\"\n",
@@ -340,6 +383,9 @@ func TestDefaults(t *testing.T) {
 			MaxServerConnections:        1000,
 			Routing:                     "least_conn",
 			CacheTTLMs:                  0,
+			CacheMaxBytes:               64 << 20,
+			CacheMaxEntryBytes:          1 << 20,
+			CacheBus:                    true,
 			PoolMode:                    "transaction",
 			PoolSize:                    0,
 			MinPoolSize:                 0,
@@ -357,12 +403,18 @@ func TestDefaults(t *testing.T) {
 			IdleTransactionTimeout:      0,
 			ClientLoginTimeout:          Duration(60 * time.Second),
 			ShutdownTimeout:             Duration(30 * time.Second),
+			HealthCheckInterval:         Duration(time.Second),
+			HealthCheckTimeout:          Duration(2 * time.Second),
+			HealthCheckFailures:         3,
+			HealthCheckUser:             "",
+			HealthCheckDBName:           "postgres",
+			MaxReplicaLagMs:             10000,
 		},
 		Auth: Auth{
 			AuthType:  "scram-sha-256",
 			AuthQuery: "SELECT usename, passwd FROM pg_shadow WHERE usename=$1",
 		},
-		Log:  Log{Level: "info", Format: "text"},
+		Log:  Log{Level: "info", Format: "text", RateLimit: 10},
 		Path: path,
 	}
 	got := *cfg
@@ -382,6 +434,9 @@ func TestDefaults(t *testing.T) {
 	}
 	if n := cfg.WorkerCount(); n < 1 {
 		t.Errorf("WorkerCount() = %d", n)
+	}
+	if u := cfg.EffectiveHealthCheckUser(); u != "postgres" {
+		t.Errorf("EffectiveHealthCheckUser() = %q, want postgres", u)
 	}
 }
 
@@ -437,6 +492,13 @@ server_login_retry = 1
 idle_transaction_timeout = "30"
 client_login_timeout = 5e1
 shutdown_timeout = 0.001
+health_check_interval = 0.5
+health_check_timeout = "750ms"
+health_check_failures = 5
+health_check_user = "monitor"
+health_check_dbname = "app"
+max_replica_lag_ms = 0
+pinned_roles = ["127.0.0.1:20000=primary", "DB.Example.com:5432=replica"]
 
 [auth]
 auth_type = "md5"
@@ -450,6 +512,7 @@ level = "debug"
 format = "json"
 log_connections = true
 log_disconnections = true
+rate_limit = 5
 
 [admin]
 admin_users = ["postgres"]
@@ -487,6 +550,15 @@ metrics_bind = ":9930"
 		{"idle_transaction_timeout", p.IdleTransactionTimeout.D(), 30 * time.Second},
 		{"client_login_timeout", p.ClientLoginTimeout.D(), 50 * time.Second},
 		{"shutdown_timeout", p.ShutdownTimeout.D(), time.Millisecond},
+		{"health_check_interval", p.HealthCheckInterval.D(), 500 * time.Millisecond},
+		{"health_check_timeout", p.HealthCheckTimeout.D(), 750 * time.Millisecond},
+		{"health_check_failures", p.HealthCheckFailures, 5},
+		{"health_check_user", p.HealthCheckUser, "monitor"},
+		{"EffectiveHealthCheckUser", cfg.EffectiveHealthCheckUser(), "monitor"},
+		{"health_check_dbname", p.HealthCheckDBName, "app"},
+		{"max_replica_lag_ms", p.MaxReplicaLagMs, 0},
+		{"pinned_roles", p.PinnedRoles, []string{"127.0.0.1:20000=primary", "DB.Example.com:5432=replica"}},
+		{"Pins", cfg.Pins(), []Pin{{"127.0.0.1:20000", RolePrimary}, {"db.example.com:5432", RoleReplica}}},
 		{"auth_type", cfg.Auth.AuthType, "md5"},
 		{"auth_file", cfg.Auth.AuthFile, filepath.Join(filepath.Dir(path), "userlist.txt")},
 		{"auth_user", cfg.Auth.AuthUser, "pgbouncer"},
@@ -496,6 +568,7 @@ metrics_bind = ":9930"
 		{"format", cfg.Log.Format, "json"},
 		{"log_connections", cfg.Log.LogConnections, true},
 		{"log_disconnections", cfg.Log.LogDisconnections, true},
+		{"rate_limit", cfg.Log.RateLimit, 5},
 		{"admin_users", cfg.Admin.AdminUsers, []string{"postgres"}},
 		{"stats_users", cfg.Admin.StatsUsers, []string{"stats", "monitor"}},
 		{"metrics_bind", cfg.Admin.MetricsBind, ":9930"},
@@ -581,5 +654,34 @@ v = 2
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("keyLines =\n%v\nwant\n%v", got, want)
+	}
+}
+
+func TestEffectiveHealthCheckUser(t *testing.T) {
+	c := Default()
+	if got := c.EffectiveHealthCheckUser(); got != "postgres" {
+		t.Errorf("default: %q, want postgres", got)
+	}
+	c.Auth.AuthUser = "pgbouncer"
+	if got := c.EffectiveHealthCheckUser(); got != "pgbouncer" {
+		t.Errorf("auth_user set: %q, want pgbouncer", got)
+	}
+	c.Pool.HealthCheckUser = "monitor"
+	if got := c.EffectiveHealthCheckUser(); got != "monitor" {
+		t.Errorf("health_check_user set: %q, want monitor", got)
+	}
+}
+
+func TestPins(t *testing.T) {
+	c := Default()
+	c.Pool.Backends = []string{"127.0.0.1:20000", "[::1]:20001", "localhost:20002"}
+	c.Pool.PinnedRoles = []string{"[0:0::1]:20001=replica", "LOCALHOST.:20002 = primary", "bogus", "127.0.0.1:1=primary"}
+	want := []Pin{{"[::1]:20001", RoleReplica}, {"localhost:20002", RolePrimary}}
+	if got := c.Pins(); !reflect.DeepEqual(got, want) {
+		t.Errorf("Pins() = %+v, want %+v", got, want)
+	}
+	c.Pool.PinnedRoles = c.Pool.PinnedRoles[:2]
+	if err := c.Validate(); err != nil {
+		t.Errorf("Validate() = %v", err)
 	}
 }

@@ -166,6 +166,7 @@ func (v *validator) validate() {
 	v.atLeast("pool.max_server_connections", p.MaxServerConnections, 1)
 	v.enum("pool.routing", p.Routing, RoutingRoundRobin, RoutingLeastConn, RoutingRandom, RoutingHash)
 	v.atLeast("pool.cache_ttl_ms", p.CacheTTLMs, 0)
+	v.cacheKeys()
 
 	// Pooling.
 	v.enum("pool.pool_mode", p.PoolMode, PoolModeTransaction, PoolModeSession, PoolModeStatement)
@@ -208,11 +209,23 @@ func (v *validator) validate() {
 		{"pool.idle_transaction_timeout", p.IdleTransactionTimeout},
 		{"pool.client_login_timeout", p.ClientLoginTimeout},
 		{"pool.shutdown_timeout", p.ShutdownTimeout},
+		{"pool.health_check_interval", p.HealthCheckInterval},
 	} {
 		if !v.isBad(t.key) && t.val < 0 {
 			v.addf(t.key, "%s must not be negative", t.val)
 		}
 	}
+
+	// Health checks.
+	if !v.isBad("pool.health_check_timeout") && p.HealthCheckTimeout <= 0 {
+		v.addf("pool.health_check_timeout", "%s must be greater than 0", p.HealthCheckTimeout)
+	}
+	v.intRange("pool.health_check_failures", p.HealthCheckFailures, 1, MaxHealthCheckFailures)
+	if p.HealthCheckDBName == "" && !v.isBad("pool.health_check_dbname") {
+		v.addf("pool.health_check_dbname", "must not be empty")
+	}
+	v.atLeast("pool.max_replica_lag_ms", p.MaxReplicaLagMs, 0)
+	v.pinnedRoles()
 
 	// [auth]
 	a := &c.Auth
@@ -227,6 +240,7 @@ func (v *validator) validate() {
 	// [log]
 	v.enum("log.level", c.Log.Level, LogLevelDebug, LogLevelInfo, LogLevelWarn, LogLevelError)
 	v.enum("log.format", c.Log.Format, LogFormatText, LogFormatJSON)
+	v.intRange("log.rate_limit", c.Log.RateLimit, 0, MaxLogRateLimit)
 
 	// [admin]
 	for _, list := range []struct {
@@ -245,6 +259,73 @@ func (v *validator) validate() {
 	if c.Admin.MetricsBind != "" {
 		v.addr("admin.metrics_bind", c.Admin.MetricsBind, true)
 	}
+}
+
+// pinnedRoles checks pool.pinned_roles: "host:port=primary|replica", each
+// naming a backend at most once, at most one primary.
+func (v *validator) pinnedRoles() {
+	const key = "pool.pinned_roles"
+	p := &v.cfg.Pool
+	if v.isBad(key) {
+		return
+	}
+	backends := map[string]int{}
+	if !v.isBad("pool.backends") {
+		for i, b := range p.Backends {
+			if norm, msg := checkAddr(b, false); msg == "" {
+				if _, dup := backends[norm]; !dup {
+					backends[norm] = i
+				}
+			}
+		}
+	}
+	seen := map[string]int{}
+	primary := -1
+	for i, s := range p.PinnedRoles {
+		k := indexKey(key, i)
+		if v.isBad(k) {
+			continue
+		}
+		norm, role, msg := parsePin(s)
+		if msg != "" {
+			v.addf(k, "%s", msg)
+			continue
+		}
+		if _, ok := backends[norm]; !ok && !v.isBad("pool.backends") {
+			v.addf(k, "%q is not one of pool.backends", s[:strings.LastIndexByte(s, '=')])
+			continue
+		}
+		if j, dup := seen[norm]; dup {
+			v.addf(k, "%q pins the same backend as pool.pinned_roles[%d]", s, j)
+			continue
+		}
+		seen[norm] = i
+		if role == RolePrimary {
+			if primary >= 0 {
+				v.addf(k, "more than one backend pinned as primary (pool.pinned_roles[%d] is too)", primary)
+				continue
+			}
+			primary = i
+		}
+	}
+}
+
+// parsePin parses "host:port=primary|replica" into the normalized address
+// and the role, or returns a message.
+func parsePin(s string) (norm, role, msg string) {
+	i := strings.LastIndexByte(s, '=')
+	if i < 0 {
+		return "", "", fmt.Sprintf("%q is not host:port=primary or host:port=replica", s)
+	}
+	addr, role := strings.TrimSpace(s[:i]), strings.TrimSpace(s[i+1:])
+	norm, msg = checkAddr(addr, false)
+	if msg != "" {
+		return "", "", msg
+	}
+	if role != RolePrimary && role != RoleReplica {
+		return "", "", fmt.Sprintf("role %q is not one of %s, %s", role, RolePrimary, RoleReplica)
+	}
+	return norm, role, ""
 }
 
 // authFile resolves auth.auth_file against the config file's directory,

@@ -20,18 +20,6 @@ func (c *Config) Warnings() []string {
 		warn("pool.routing", "read/write splitting not active yet: all queries go to the primary (pool.backends[0] = %s); routing = %q and the other %d backend(s) are unused",
 			c.Pool.Backends[0], c.Pool.Routing, len(c.Pool.Backends)-1)
 	}
-	for _, k := range []struct {
-		key string
-		set bool
-	}{
-		{"admin.admin_users", len(c.Admin.AdminUsers) > 0},
-		{"admin.stats_users", len(c.Admin.StatsUsers) > 0},
-		{"admin.metrics_bind", c.Admin.MetricsBind != ""},
-	} {
-		if k.set {
-			warn(k.key, "admin console/metrics not active yet: setting ignored")
-		}
-	}
 	if c.Auth.AuthType == AuthTrust && !isLoopbackHost(c.Pool.Bind) {
 		warn("auth.auth_type", "trust lets anyone who can reach %s log in as any user without a password", c.Pool.Bind)
 	}

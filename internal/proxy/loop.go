@@ -149,6 +149,11 @@ func (l *Loop) Tick() {
 				c.fatal(codeProtocolViolation, "query_wait_timeout: no server connection became available in time", ReasonWaitTimeout)
 			}
 		}
+		for _, pb := range p.per {
+			if pb.waiting > 0 && pb.connecting == 0 && !backendUp(pb.b, l.now) {
+				l.failBackendWaiters(p, pb.b, codeConnectionFailure, "backend "+pb.b.Addr+" is not available")
+			}
+		}
 		if p.waiters.n == 0 {
 			delete(l.waiting, p)
 		} else {

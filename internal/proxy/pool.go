@@ -150,6 +150,9 @@ func (l *Loop) openServer(p *Pool, b *Backend) bool {
 		size = o.MaxServersPerBackend
 	}
 	pb := p.perB(b)
+	if !backendUp(b, l.now) {
+		return false // waiters for it are moved or failed (failBackendWaiters)
+	}
 	if int(pb.open.Add(1)) > size {
 		pb.open.Add(-1)
 		l.requestShed(p, b)
@@ -402,4 +405,9 @@ func (l *Loop) requestShed(p *Pool, b *Backend) {
 			}
 		})
 	}
+}
+
+// backendUp reports whether new server connections to b may be opened now.
+func backendUp(b *Backend, now int64) bool {
+	return b.downUntil.Load() <= now && b.Healthy() && !b.Draining()
 }

@@ -454,7 +454,7 @@ func (l *Loop) serverLoginFailed(s *Server, code, msg string, transient bool) {
 	l.closeServer(s, ReasonServerLoginFailed)
 	l.log().Warn("server login failed", "backend", b.Addr, "user", p.sh.User, "db", p.sh.Database, "code", code, "msg", msg)
 	if transient {
-		if p.perB(b).connecting == 0 {
+		if p.perB(b).connecting == 0 && !backendUp(b, l.now) {
 			l.failBackendWaiters(p, b, code, msg) // moved to another backend when possible
 		}
 		if p.welcomeWait.n > 0 && p.connecting == 0 {
