@@ -359,11 +359,16 @@ func (h *Handler) cmdDrain(r *reply, c Command) *cmdError {
 	if err := args(c, 1, 1, c.Verb+" backend"); err != nil {
 		return err
 	}
-	if h.backend(c.Args[0]) == nil {
+	b := h.backend(c.Args[0])
+	if b == nil {
 		return errorf(codeUndefinedObject, "%s: unknown backend %q (SHOW BACKENDS lists them)", c.Verb, c.Args[0])
 	}
-	return &cmdError{code: codeNotSupported, msg: c.Verb + " is not available yet: draining a backend comes with read/write routing",
-		hint: "Until then, remove the backend from pool.backends and RELOAD."}
+	// Draining: no new transaction is assigned to the backend; running
+	// ones finish, then their server connections close when released
+	// (idle ones at the next tick). UNDRAIN puts it back in routing.
+	b.SetDraining(strings.EqualFold(c.Verb, "DRAIN"))
+	r.complete(strings.ToUpper(c.Verb))
+	return nil
 }
 
 // backend finds a configured backend by "host:port".

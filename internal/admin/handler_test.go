@@ -224,8 +224,6 @@ func TestPermissionsAndErrors(t *testing.T) {
 		{"KILL app", false, codeInsufficient},
 		{"RECONNECT", false, codeInsufficient},
 		{"DRAIN 127.0.0.1:20001", false, codeInsufficient},
-		{"DRAIN 127.0.0.1:20001", true, codeNotSupported},
-		{"UNDRAIN 127.0.0.1:20001", true, codeNotSupported},
 		{"DRAIN 127.0.0.1:1", true, codeUndefinedObject},
 		{"DRAIN", true, codeSyntax},
 		{"KILL", true, codeSyntax},
