@@ -238,6 +238,17 @@ func (s *Shared) Pools() []*PoolShared {
 // pools hand out no server: new transactions queue (query_wait_timeout still
 // applies) while running ones finish. Loops must be kicked (KickAll) after a resume.
 func (s *Shared) SetPaused(db string, paused bool) int {
+	s.mu.Lock()
+	if s.pausedDBs == nil {
+		s.pausedDBs = make(map[string]bool)
+	}
+	if db == "" {
+		clear(s.pausedDBs)
+		s.pausedAll = paused
+	} else {
+		s.pausedDBs[db] = paused
+	}
+	s.mu.Unlock()
 	n := 0
 	for _, p := range s.Pools() {
 		if db == "" || p.Database == db {
@@ -265,6 +276,9 @@ type Shared struct {
 
 	mu    sync.Mutex
 	pools map[poolKey]*PoolShared
+
+	pausedAll bool            // PAUSE without a database (under mu)
+	pausedDBs map[string]bool // PAUSE db (under mu)
 
 	cancels cancelRegistry
 	loops   []*Loop
@@ -336,6 +350,7 @@ func (s *Shared) pool(db, user string) *PoolShared {
 	p := s.pools[k]
 	if p == nil {
 		p = &PoolShared{Database: db, User: user}
+		p.paused.Store(s.pausedAll || s.pausedDBs[db]) // PAUSE covers pools created later
 		s.pools[k] = p
 	}
 	return p
