@@ -32,6 +32,7 @@ func Run(path string) error {
 	if err != nil {
 		return err
 	}
+	defer startCache(cfg, opts, log)()
 	sh := proxy.NewShared(opts, cfg.Pool.Backends)
 
 	engineName, err := pickEngine(cfg.Pool.IOEngine, log)
@@ -109,6 +110,7 @@ func reload(path string, sh *proxy.Shared, log *slog.Logger) {
 		return
 	}
 	opts.Log = log
+	opts.Cache, opts.CacheMaxEntryBytes = sh.Options().Cache, sh.Options().CacheMaxEntryBytes // the cache lives across reloads
 	sh.SetOptions(opts)
 	sh.SetBackends(cfg.Pool.Backends)
 	reloadHealth(cfg)

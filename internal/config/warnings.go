@@ -13,13 +13,6 @@ func (c *Config) Warnings() []string {
 		out = append(out, Problem{File: c.Path, Line: v.line(key), Key: key, Msg: fmt.Sprintf(format, args...)}.Error())
 	}
 
-	if c.Pool.CacheTTLMs > 0 {
-		warn("pool.cache_ttl_ms", "query cache not active yet: cache_ttl_ms = %d is ignored", c.Pool.CacheTTLMs)
-	}
-	if len(c.Pool.Backends) > 1 {
-		warn("pool.routing", "read/write splitting not active yet: all queries go to the primary (pool.backends[0] = %s); routing = %q and the other %d backend(s) are unused",
-			c.Pool.Backends[0], c.Pool.Routing, len(c.Pool.Backends)-1)
-	}
 	if c.Auth.AuthType == AuthTrust && !isLoopbackHost(c.Pool.Bind) {
 		warn("auth.auth_type", "trust lets anyone who can reach %s log in as any user without a password", c.Pool.Bind)
 	}

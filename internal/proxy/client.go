@@ -4,6 +4,7 @@ import (
 	"net/netip"
 
 	"github.com/poolmgr/poolmgr/internal/auth"
+	"github.com/poolmgr/poolmgr/internal/cache"
 	"github.com/poolmgr/poolmgr/internal/pgproto"
 )
 
@@ -75,6 +76,13 @@ type Client struct {
 	lastWriteNs int64    // when the client's last write transaction ended (read-your-writes)
 	minLSN      uint64   // replicas must have replayed this far to serve the client's reads
 
+	cap          *capture     // query cache: response being recorded
+	capArmed     bool         // record once a server is linked
+	writes       cache.Writes // query cache: what the current transaction wrote
+	txFailed     bool         // an error in the current transaction
+	txRolledBack bool         // the current transaction ends with ROLLBACK
+	trackWrites  bool         // classify writes for cache invalidation
+
 	connected        int64 // accept time
 	allPrev, allNext *Client
 	admin            *AdminSession
@@ -94,6 +102,9 @@ func (c *Client) OnData(b []byte) {
 		if c.deferred {
 			c.stashBytes(b)
 			return
+		}
+		if c.cap != nil && c.cap.on {
+			c.cap.on = false // more requests joined: not a single cacheable response
 		}
 		c.forward(b)
 		if s := c.server; s != nil {
@@ -138,6 +149,9 @@ func (c *Client) startRequest() {
 	if c.loop.opts().PoolMode != ModeSession && c.answerLocally() {
 		return
 	}
+	if c.cacheOn() && c.cacheLookup() {
+		return
+	}
 	b, wait := c.routeRequest()
 	if wait {
 		return
@@ -169,6 +183,9 @@ func (c *Client) forward(b []byte) {
 			start = i
 			if c.scan.Remain() == 0 {
 				c.collecting = false
+				if c.trackWrites {
+					c.noteWrites(c.msg[0], c.msg)
+				}
 				if c.mustDefer(c.msg[0], c.msg) {
 					c.deferRest(c.msg, b[i:])
 					return
@@ -236,6 +253,9 @@ func (c *Client) forward(b []byte) {
 				continue
 			}
 			whole := b[i : i+n+blen]
+			if c.trackWrites {
+				c.noteWrites(typ, whole)
+			}
 			if c.mustDefer(typ, whole) {
 				l.sendRange(s, b, start, i)
 				c.scan.Reset()

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/poolmgr/poolmgr/internal/cache"
 	"github.com/poolmgr/poolmgr/internal/pgproto"
 	"github.com/poolmgr/poolmgr/internal/route"
 	"github.com/poolmgr/poolmgr/internal/sqlscan"
@@ -42,6 +43,7 @@ type Loop struct {
 	cands  []route.Candidate
 	candB  []*Backend
 	keybuf []byte
+	kb     cache.KeyBuilder
 
 	authLookups map[string]*authQueryConn // auth_query lookups running, by user
 	authCache   map[string]authCacheEntry
@@ -54,6 +56,8 @@ type LoopStats struct {
 	Transactions    uint64
 	Queries         uint64
 	ServerLogins    uint64
+	CacheHits       uint64
+	CacheMisses     uint64
 	ClientBytes     uint64 // received from clients
 	ServerBytes     uint64 // received from servers
 	Waits           uint64 // clients that had to queue for a server

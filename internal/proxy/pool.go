@@ -232,6 +232,11 @@ func (l *Loop) link(c *Client, s *Server) {
 		}
 		s.params = c.params
 	}
+	c.trackWrites = c.loop.opts().Cache != nil && c.cacheOn()
+	if c.capArmed {
+		c.capArmed = false
+		c.cap.on = true
+	}
 	if c.stash != nil {
 		b := c.stash
 		c.stash = nil
@@ -284,6 +289,12 @@ func (l *Loop) release(s *Server) {
 		if s.tx != pgproto.TxIdle {
 			return
 		}
+	}
+	if c.cap != nil && c.cap.on {
+		c.cacheStore(s)
+	}
+	if c.trackWrites {
+		c.cacheTxEnd()
 	}
 	l.unlink(c, s)
 	c.state = ClientIdle

@@ -138,7 +138,7 @@ func (s *Server) emitSynth() {
 				out = pgproto.AppendReadyForQuery(out, s.tx)
 			}
 		}
-		s.loop.t.Send(c.h, out)
+		c.deliver(out)
 	}
 }
 

@@ -137,7 +137,7 @@ func (s *Server) OnData(b []byte) {
 		if fwd && (s.drop || pieced) {
 			l.sendTo(c, b, start, i)
 			if !s.drop {
-				l.t.Send(c.h, s.scan.Header())
+				c.deliver(s.scan.Header())
 			}
 		}
 		if !fwd || s.drop || pieced {
@@ -157,7 +157,7 @@ func (s *Server) OnData(b []byte) {
 
 func (l *Loop) sendTo(c *Client, b []byte, from, to int) {
 	if to > from {
-		l.t.Send(c.h, b[from:to])
+		c.deliver(b[from:to])
 	}
 }
 
@@ -251,6 +251,12 @@ func (s *Server) endMessage(b []byte, start *int, i int) bool {
 			s.serverTag(body[:len(body)-1])
 		}
 	case pgproto.MsgErrorResponse:
+		if c := s.client; c != nil && s.state == ServerActive && !drop {
+			c.txFailed = true // the transaction (or implicit one) rolls back
+			if c.cap != nil {
+				c.cap.on = false
+			}
+		}
 		if keep && s.serverError(b, start, i, body) {
 			return false
 		}
@@ -262,7 +268,7 @@ func (s *Server) endMessage(b []byte, start *int, i int) bool {
 			} else {
 				out = pgproto.AppendError(l.scratch[:0], pgproto.SevError, h.errCode, h.errMsg)
 			}
-			l.t.Send(s.client.h, out)
+			s.client.deliver(out)
 		}
 		h := s.q.peek()
 		if h == nil || h.typ == 'Q' || h.typ == 'F' {

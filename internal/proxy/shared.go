@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/poolmgr/poolmgr/internal/auth"
+	"github.com/poolmgr/poolmgr/internal/cache"
 	"github.com/poolmgr/poolmgr/internal/route"
 )
 
@@ -68,6 +69,10 @@ type Options struct {
 	DefaultRoute   RouteMode
 	UserRoutes     map[string]RouteMode
 	DBRoutes       map[string]RouteMode
+
+	// Query result cache (nil: disabled).
+	Cache              *cache.Cache
+	CacheMaxEntryBytes int
 
 	AdminUsers []string // may use the admin console's commands
 	StatsUsers []string // may use its SHOW commands

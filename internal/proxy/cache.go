@@ -1,0 +1,251 @@
+package proxy
+
+import (
+	"github.com/poolmgr/poolmgr/internal/cache"
+	"github.com/poolmgr/poolmgr/internal/pgproto"
+	"github.com/poolmgr/poolmgr/internal/sqlscan"
+)
+
+// Query result cache integration (internal/cache does storage, keys,
+// versions, the bus). The core's part:
+//   - cacheLookup: at the start of a request from an idle client (outside any
+//     transaction), a cacheable read is answered from the cache without a
+//     server; on a miss the response is captured (deliver) and stored when
+//     its ReadyForQuery ends the request without error.
+//   - noteWrites: statements sent during a transaction are classified and
+//     their writes collected; cacheTxEnd applies them when the transaction
+//     commits (nothing when it failed or rolled back).
+
+// capture is a response being recorded for the cache.
+type capture struct {
+	key  cache.Key
+	snap cache.Snapshot
+	buf  []byte
+	on   bool // recording (armed requests start recording once linked)
+}
+
+// deliver queues bytes for the client, recording them when a cacheable
+// response is being captured.
+func (c *Client) deliver(b []byte) {
+	if c.cap != nil && c.cap.on {
+		if len(c.cap.buf)+len(b) > c.loop.opts().CacheMaxEntryBytes {
+			c.cap.on = false
+			c.cap.buf = nil
+		} else {
+			c.cap.buf = append(c.cap.buf, b...)
+		}
+	}
+	c.loop.t.Send(c.h, b)
+}
+
+// cacheOn reports whether the cache applies to this client.
+func (c *Client) cacheOn() bool {
+	o := c.loop.opts()
+	return o.Cache != nil && o.PoolMode != ModeSession && o.Cache.Enabled(c.database, c.user)
+}
+
+// cacheLookup answers the request at the head of the stash from the cache
+// (true) or arms a capture for it. The stash must hold exactly one request:
+// a simple Query, or [Parse] Bind [Describe portal] Execute Sync with
+// unnamed portals.
+func (c *Client) cacheLookup() bool {
+	l := c.loop
+	o := l.opts()
+	st := c.stash
+	kb := &l.kb
+	kb.Reset()
+	kb.AddString(c.database)
+	kb.AddString(c.user)
+	kb.AddString(c.params.canon)
+	var parse *pgproto.ParseMsg
+	var pmsg []byte
+	var query []byte
+	var shape uint64
+	var tables []sqlscan.TableRef
+	n := 0
+	for len(st) > 0 {
+		typ, total, ok, err := pgproto.Frame(st, 0)
+		if err != nil || !ok || n > 4 {
+			return false
+		}
+		body := st[pgproto.HeaderLen:total]
+		shape = shape<<8 | uint64(typ)
+		n++
+		switch typ {
+		case pgproto.MsgQuery:
+			if n != 1 || total != len(st) {
+				return false
+			}
+			query, _ = pgproto.QueryText(body)
+		case pgproto.MsgParse:
+			if n != 1 {
+				return false
+			}
+			p, ok := pgproto.DecodeParse(body)
+			if !ok {
+				return false
+			}
+			if len(p.Name) > 0 {
+				if _, exists := c.stmts[string(p.Name)]; exists {
+					return false
+				}
+			}
+			parse, pmsg, query = &p, st[:total], p.Query
+			kb.AddBytes(p.Types)
+		case pgproto.MsgBind:
+			portal, name, rest, ok := pgproto.BindStatement(body)
+			if !ok || len(portal) > 0 {
+				return false
+			}
+			if parse == nil {
+				if len(name) == 0 {
+					if c.unnamed == nil {
+						return false
+					}
+					p, _ := pgproto.DecodeParse(c.unnamed[pgproto.HeaderLen:])
+					query = p.Query
+					kb.AddBytes(p.Types)
+				} else {
+					cs, ok := c.stmts[string(name)]
+					if !ok || cs.gen != cs.st.gen {
+						return false
+					}
+					query = cs.st.query
+					kb.AddBytes(cs.st.types)
+				}
+			} else if string(name) != string(parse.Name) {
+				return false
+			}
+			kb.AddBytes(rest)
+		case pgproto.MsgDescribe:
+			kind, name, ok := pgproto.Target(body)
+			if !ok || kind != 'P' || len(name) > 0 {
+				return false
+			}
+		case pgproto.MsgExecute:
+			if len(body) < 5 || body[0] != 0 || body[1] != 0 || body[2] != 0 || body[3] != 0 || body[4] != 0 {
+				return false // named portal or a row limit
+			}
+		case pgproto.MsgSync:
+			if total != len(st) {
+				return false
+			}
+		default:
+			return false
+		}
+		st = st[total:]
+	}
+	if query == nil || (shape&0xff != uint64(pgproto.MsgSync) && shape != uint64(pgproto.MsgQuery)) {
+		return false
+	}
+	sts := l.scan.Classify(query)
+	if len(sts) != 1 || !cache.Cacheable(&sts[0]) {
+		return false
+	}
+	tables = sts[0].Tables
+	kb.AddUint(shape)
+	kb.AddBytes(query)
+	key := kb.Sum()
+	if resp, ok := o.Cache.Get(key, l.now); ok {
+		out := append(l.scratch[:0], resp...)
+		out = pgproto.AppendReadyForQuery(out, pgproto.TxIdle)
+		l.scratch = out[:0]
+		c.send(out)
+		if parse != nil { // the Parse took effect in the client's session
+			if len(parse.Name) == 0 {
+				c.unnamed = append(c.unnamed[:0], pmsg...)
+				c.unnamedSeq++
+			} else {
+				stmt := l.internStmt(parse.Query, parse.Types)
+				if c.stmts == nil {
+					c.stmts = make(map[string]clientStmt)
+				}
+				c.stmts[string(parse.Name)] = clientStmt{st: stmt, gen: stmt.gen}
+			}
+		}
+		l.putBuf(c.stash)
+		c.stash = nil
+		l.Stats.CacheHits++
+		return true
+	}
+	l.Stats.CacheMisses++
+	snap := o.Cache.SnapshotRefs(c.database, tables)
+	if !snap.Cacheable() {
+		return false
+	}
+	if c.cap == nil {
+		c.cap = &capture{}
+	}
+	c.cap.key, c.cap.snap, c.cap.buf, c.cap.on = key, snap, c.cap.buf[:0], false
+	c.capArmed = true
+	return false
+}
+
+// cacheStore ends a capture at the ReadyForQuery that ended its request.
+func (c *Client) cacheStore(s *Server) {
+	cp := c.cap
+	if cp == nil || !cp.on {
+		return
+	}
+	cp.on = false
+	if s.tx != pgproto.TxIdle || c.txFailed || len(cp.buf) < 6 {
+		cp.buf = cp.buf[:0]
+		return
+	}
+	resp := cp.buf[:len(cp.buf)-6] // without the ReadyForQuery
+	c.loop.opts().Cache.Put(cp.key, &cp.snap, resp, c.loop.now)
+	if cap(cp.buf) > 1<<16 {
+		cp.buf = nil
+	} else {
+		cp.buf = cp.buf[:0]
+	}
+}
+
+// noteWrites classifies a request sent inside the current transaction and
+// collects what it writes (cache invalidation at commit).
+func (c *Client) noteWrites(typ byte, msg []byte) {
+	l := c.loop
+	body := msg[pgproto.HeaderLen:]
+	var sql []byte
+	switch typ {
+	case pgproto.MsgQuery:
+		sql, _ = pgproto.QueryText(body)
+	case pgproto.MsgParse:
+		p, ok := pgproto.DecodeParse(body)
+		if !ok {
+			return
+		}
+		sql = p.Query
+	case pgproto.MsgBind:
+		_, name, _, ok := pgproto.BindStatement(body)
+		if !ok {
+			return
+		}
+		if len(name) == 0 {
+			return // its Parse was classified
+		}
+		cs, ok := c.stmts[string(name)]
+		if !ok {
+			return
+		}
+		sql = cs.st.query
+	default:
+		return
+	}
+	for _, st := range l.scan.Classify(sql) {
+		if st.Kind == sqlscan.KindRollback {
+			c.txRolledBack = true
+		}
+		c.writes.Add(&st)
+	}
+}
+
+// cacheTxEnd runs when a transaction ended (ReadyForQuery 'I'): committed
+// writes invalidate the cache; failed or rolled-back ones do not.
+func (c *Client) cacheTxEnd() {
+	if !c.writes.Empty() && !c.txFailed && !c.txRolledBack {
+		c.loop.opts().Cache.InvalidateWrites(c.database, &c.writes)
+	}
+	c.writes.Reset()
+	c.txFailed, c.txRolledBack = false, false
+}
