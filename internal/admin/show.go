@@ -521,8 +521,20 @@ func (h *Handler) showBackends(r *reply, c Command) *cmdError {
 
 func (h *Handler) showCache(r *reply, c Command) *cmdError {
 	res := NewResult("status", "ttl_ms:int", "entries:int", "bytes:int", "hits:int", "misses:int", "hit_ratio:num", "note")
-	res.Add("disabled", h.o.Config.Pool.CacheTTLMs, 0, 0, 0, 0, nil,
-		"the query cache is not implemented yet; pool.cache_ttl_ms is accepted and ignored")
+	qc := h.o.Shared.Options().Cache
+	if qc == nil {
+		res.Add("disabled", h.o.Config.Pool.CacheTTLMs, 0, 0, 0, 0, nil,
+			"pool.cache_ttl_ms = 0 (or session mode): the query cache is off")
+	} else {
+		st := qc.Stats()
+		var ratio any
+		if st.Hits+st.Misses > 0 {
+			ratio = float64(st.Hits) / float64(st.Hits+st.Misses)
+		}
+		note := fmt.Sprintf("stores=%d refused=%d raced=%d invalidations=%d remote=%d evictions=%d bus_up=%v catalog_dbs=%d",
+			st.Stores, st.Refused, st.Raced, st.Invalidations+st.DBInvalidations, st.Remote, st.Evictions, st.BusUp, st.CatalogDBReady)
+		res.Add("enabled", h.o.Config.Pool.CacheTTLMs, st.Entries, st.Bytes, st.Hits, st.Misses, ratio, note)
+	}
 	r.result(res)
 	return nil
 }

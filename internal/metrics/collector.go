@@ -51,8 +51,8 @@ func NewCollector(sh *proxy.Shared, version string) *Collector {
 		closes:          d("disconnects_total", "Client and server connections closed, by close reason.", "reason"),
 		waitHist:        d("client_wait_seconds", "Time clients queued for a server connection (clients that had to wait)."),
 		xactHist:        d("transaction_duration_seconds", "Time a client held a server connection (per transaction in transaction mode)."),
-		cacheHits:       d("cache_hits_total", "Query cache hits (the cache is not active yet: 0)."),
-		cacheMisses:     d("cache_misses_total", "Query cache misses (the cache is not active yet: 0)."),
+		cacheHits:       d("cache_hits_total", "Query cache hits (responses served without a backend)."),
+		cacheMisses:     d("cache_misses_total", "Query cache misses."),
 		cacheEnabled:    d("cache_enabled", "1 if the query cache is active."),
 		backendUp:       d("backend_up", "1 if the backend is known to be up (health check or open connections), 0 if down or unknown.", "backend"),
 		backendRole:     d("backend_role", "1 for the backend's current role (primary, standby, unknown), 0 for the others.", "backend", "role"),
@@ -144,9 +144,16 @@ func (c *Collector) collect(ch chan<- prometheus.Metric, s *Snapshot) {
 	}
 	ch <- histogram(c.waitHist, &st.WaitHist, st.WaitNanos)
 	ch <- histogram(c.xactHist, &st.XactHist, st.XactNanos)
-	counter(c.cacheHits, 0)
-	counter(c.cacheMisses, 0)
-	gauge(c.cacheEnabled, 0)
+	if qc := c.sh.Options().Cache; qc != nil {
+		cs := qc.Stats()
+		counter(c.cacheHits, cs.Hits)
+		counter(c.cacheMisses, cs.Misses)
+		gauge(c.cacheEnabled, 1)
+	} else {
+		counter(c.cacheHits, 0)
+		counter(c.cacheMisses, 0)
+		gauge(c.cacheEnabled, 0)
+	}
 
 	for _, b := range s.Backends {
 		gauge(c.backendUp, b2f(b.Healthy), b.Addr)

@@ -93,7 +93,7 @@ poolmgr_transactions_total 10
 # HELP poolmgr_queries_total Queries forwarded (simple Query messages and extended-protocol Syncs/Executes).
 # TYPE poolmgr_queries_total counter
 poolmgr_queries_total 20
-# HELP poolmgr_cache_hits_total Query cache hits (the cache is not active yet: 0).
+# HELP poolmgr_cache_hits_total Query cache hits (responses served without a backend).
 # TYPE poolmgr_cache_hits_total counter
 poolmgr_cache_hits_total 0
 # HELP poolmgr_backend_replication_lag_seconds Replay lag of a health-checked standby (0 on the primary).
