@@ -73,13 +73,13 @@ func TestTTL(t *testing.T) {
 }
 
 func TestTTLRealClock(t *testing.T) {
-	c := newTestCache(t, Config{TTL: 20 * time.Millisecond})
+	c := newTestCache(t, Config{TTL: 300 * time.Millisecond})
 	loadSync(t, c, "app", &Catalog{Relations: tables("a")})
 	put(c, "app", "k", "r", "a")
 	if _, ok := get(c, "app", "k"); !ok {
 		t.Fatal("miss at once")
 	}
-	time.Sleep(30 * time.Millisecond)
+	time.Sleep(350 * time.Millisecond)
 	if _, ok := get(c, "app", "k"); ok {
 		t.Fatal("hit after the TTL")
 	}

@@ -32,6 +32,11 @@ const (
 // classify it; a larger first message goes to the primary.
 const maxRouteInspect = 1 << 20
 
+// cacheStandbyQuiet: a cache miss is read on a standby only when its tables
+// had no write through poolmgr for this long (longer than any replica lag
+// routing accepts); otherwise on the primary.
+const cacheStandbyQuiet = 60 * time.Second
+
 // rywWindow is how long a client's reads stay on the primary after its
 // write when no health check sample can prove a replica caught up.
 const rywWindow = int64(time.Second)
@@ -50,6 +55,12 @@ func (c *Client) routeRequest() (b *Backend, wait bool) {
 	readOnly, text, wait := c.classifyHead(mode)
 	if wait {
 		return nil, true
+	}
+	if readOnly && c.capArmed && c.cap != nil && l.now-c.cap.snap.LastWrite() < int64(cacheStandbyQuiet) {
+		// A result to be cached must not come from a standby that may not
+		// have replayed a recent write to its tables: read the primary.
+		c.wrote = false
+		return l.sh.pickPrimary(l.now), false
 	}
 	if !readOnly {
 		c.wrote = true
