@@ -56,7 +56,8 @@ func (c *Client) routeRequest() (b *Backend, wait bool) {
 	if wait {
 		return nil, true
 	}
-	if readOnly && c.capArmed && c.cap != nil && l.now-c.cap.snap.LastWrite() < int64(cacheStandbyQuiet) {
+	if readOnly && c.capArmed && c.cap != nil && (l.now-c.cap.snap.LastWrite() < int64(cacheStandbyQuiet) ||
+		o.MaxReplicaLag <= 0 || o.MaxReplicaLag > cacheStandbyQuiet/2) {
 		// A result to be cached must not come from a standby that may not
 		// have replayed a recent write to its tables: read the primary.
 		c.wrote = false
