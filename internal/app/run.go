@@ -3,6 +3,7 @@ package app
 import (
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"syscall"
@@ -10,7 +11,9 @@ import (
 
 	"github.com/poolmgr/poolmgr/internal/config"
 	"github.com/poolmgr/poolmgr/internal/engine/fallback"
+	"github.com/poolmgr/poolmgr/internal/engine/uringengine"
 	"github.com/poolmgr/poolmgr/internal/proxy"
+	"github.com/poolmgr/poolmgr/internal/uring"
 )
 
 // Run loads the config at path and serves until a signal ends it.
@@ -39,15 +42,10 @@ func Run(path string) error {
 	if err != nil {
 		return err
 	}
-	// The fallback engine runs one loop: pools are per loop, and one loop
-	// keeps pool_size exact without cross-loop balancing (see docs).
-	loops := []*proxy.Loop{proxy.NewLoop(sh, 0)}
-	eng := fallback.New(loops, log, func() time.Duration {
-		if d := sh.Options().ServerConnectTimeout; d > 0 {
-			return d
-		}
-		return 15 * time.Second
-	})
+	eng, err := newEngine(engineName, cfg, sh, log)
+	if err != nil {
+		return err
+	}
 	if err := eng.Listen(cfg.Pool.Bind); err != nil {
 		return fmt.Errorf("listen %s: %w", cfg.Pool.Bind, err)
 	}
@@ -120,15 +118,72 @@ func reload(path string, sh *proxy.Shared, log *slog.Logger) {
 	log.Info("configuration reloaded", "pool_size", opts.PoolSize, "backends", cfg.Pool.Backends)
 }
 
+// engine is what Run needs from an engine (fallback.Engine, uringengine.Engine).
+type engine interface {
+	Listen(string) error
+	Addr() net.Addr
+	Run() error
+	StopAccepting()
+	Drained() bool
+}
+
+// newEngine builds the engine and its core loops.
+//
+// Pools are per loop and pool_size is not yet balanced across loops, so both
+// engines run ONE core loop unless pool.workers is set above 1 explicitly
+// (then the io_uring engine runs that many; the fallback engine always one).
+func newEngine(name string, cfg *config.Config, sh *proxy.Shared, log *slog.Logger) (engine, error) {
+	dialTimeout := func() time.Duration {
+		if d := sh.Options().ServerConnectTimeout; d > 0 {
+			return d
+		}
+		return 15 * time.Second
+	}
+	if name == "uring" {
+		n := 1
+		if cfg.Pool.Workers > 1 {
+			n = cfg.Pool.Workers
+		}
+		loops := make([]*proxy.Loop, n)
+		for i := range loops {
+			loops[i] = proxy.NewLoop(sh, i)
+		}
+		eng, err := uringengine.New(loops, log, dialTimeout)
+		if err != nil {
+			if cfg.Pool.IOEngine == "uring" {
+				return nil, fmt.Errorf("io_engine = \"uring\": %w (set io_engine = \"fallback\" or \"auto\" to run without io_uring)", err)
+			}
+			// auto: the probe passed but setting up the rings failed. The
+			// loops already exist (and are registered with sh): hand the
+			// same loops to the fallback engine.
+			log.Warn("io_engine auto: the io_uring engine failed to start; using the fallback engine", "err", err)
+			return fallback.New(loops, log, dialTimeout), nil
+		}
+		return eng, nil
+	}
+	loops := []*proxy.Loop{proxy.NewLoop(sh, 0)}
+	return fallback.New(loops, log, dialTimeout), nil
+}
+
+// pickEngine resolves io_engine: "uring" must be usable (uring.Probe) or
+// Run fails with the probe's explanation; "auto" uses io_uring when the probe
+// succeeds and otherwise logs why once and uses the fallback engine.
 func pickEngine(want string, log *slog.Logger) (string, error) {
 	switch want {
-	case "uring":
-		return "", fmt.Errorf("io_engine = \"uring\": the io_uring engine is not built into this version yet; use io_engine = \"fallback\" or \"auto\"")
 	case "fallback":
 		return "fallback", nil
+	case "uring":
+		if res, err := uring.Probe(); err != nil {
+			return "", fmt.Errorf("io_engine = \"uring\", but io_uring is not usable here: %w\n%s"+
+				"set io_engine = \"fallback\" (or \"auto\") to run without io_uring", err, res.String())
+		}
+		return "uring", nil
 	default:
-		log.Info("io_engine auto: using the fallback engine (the io_uring engine is not built into this version yet)")
-		return "fallback", nil
+		if _, err := uring.Probe(); err != nil {
+			log.Warn("io_engine auto: io_uring is not usable here; using the fallback engine", "reason", err.Error())
+			return "fallback", nil
+		}
+		return "uring", nil
 	}
 }
 

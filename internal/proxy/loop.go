@@ -146,6 +146,14 @@ func (l *Loop) Tick() {
 			c.fatal(codeProtocolViolation, "client_login_timeout (server down or wrong password?)", ReasonLoginTimeout)
 		}
 	}
+	// Clients authenticated but still waiting for the pool's first server login.
+	if o.ClientLoginTimeout > 0 {
+		for _, p := range l.pools {
+			for c := p.welcomeWait.head; c != nil && l.now-c.since > int64(o.ClientLoginTimeout); c = p.welcomeWait.head {
+				c.fatal(codeConnectionFailure, "client_login_timeout: no server connection could be logged in for this pool in time", ReasonLoginTimeout)
+			}
+		}
+	}
 	// Clients queued for a server.
 	for p := range l.waiting {
 		if o.QueryWaitTimeout > 0 {

@@ -84,7 +84,6 @@ func (s *Server) OnConnected(err error) {
 	}
 	l := s.loop
 	if err != nil {
-		s.backend.downUntil.Store(l.now + int64(max(l.opts().ServerLoginRetry, 100*time.Millisecond)))
 		l.serverLoginFailed(s, codeConnectionFailure, "could not connect to server "+s.backend.Addr+": "+err.Error(), true)
 		return
 	}
@@ -423,6 +422,7 @@ func (s *Server) loginDone() {
 	s.bauth = nil
 	s.tx = pgproto.TxIdle
 	l.Stats.ServerLogins++
+	s.backend.loginFailures.Store(0)
 	if s.standby {
 		s.backend.role.Store(int32(RoleStandby))
 	} else {
@@ -460,6 +460,14 @@ func (l *Loop) serverLoginFailed(s *Server, code, msg string, transient bool) {
 	l.closeServer(s, ReasonServerLoginFailed)
 	l.log().Warn("server login failed", "backend", b.Addr, "user", p.sh.User, "db", p.sh.Database, "code", code, "msg", msg)
 	if transient {
+		// Back off before the next attempt on this backend (100 ms doubling
+		// up to server_login_retry): no reconnect storm against a backend
+		// that accepts and drops connections.
+		streak := min(b.loginFailures.Add(1), 8)
+		back := min(int64(100*time.Millisecond)<<(streak-1), int64(max(l.opts().ServerLoginRetry, 100*time.Millisecond)))
+		if until := l.now + back; until > b.downUntil.Load() {
+			b.downUntil.Store(until)
+		}
 		if p.perB(b).connecting == 0 && !backendUp(b, l.now) {
 			l.failBackendWaiters(p, b, code, msg) // moved to another backend when possible
 		}

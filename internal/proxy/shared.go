@@ -116,6 +116,8 @@ type Backend struct {
 	removed   atomic.Bool
 	draining  atomic.Bool
 
+	loginFailures atomic.Int32 // consecutive failed connects/logins (backoff)
+
 	// Written by the health checker (internal/health), read by routing.
 	healthy    atomic.Bool  // passes its health checks (true until checked)
 	checked    atomic.Bool  // at least one health check finished

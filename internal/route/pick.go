@@ -74,13 +74,12 @@ func (p *Picker) Pick(a Algo, cs []Candidate, key []byte) int {
 		return p.rnd.IntN(n)
 	case Hash:
 		best, bestScore := 0, uint64(0)
+		hk := maphash.Bytes(p.seed, key)
 		for i, c := range cs {
-			var h maphash.Hash
-			h.SetSeed(p.seed)
-			h.Write(key)
-			h.WriteByte(0)
-			h.WriteString(c.ID)
-			if s := h.Sum64(); i == 0 || s > bestScore {
+			// Rendezvous: the highest score of (key, backend) wins; the
+			// scores are mixed so similar backend names score independently.
+			s := mix64(hk ^ mix64(maphash.String(p.seed, c.ID)))
+			if i == 0 || s > bestScore {
 				best, bestScore = i, s
 			}
 		}
@@ -97,4 +96,14 @@ func (p *Picker) Pick(a Algo, cs []Candidate, key []byte) int {
 		}
 		return best
 	}
+}
+
+// mix64 is the splitmix64 finalizer.
+func mix64(x uint64) uint64 {
+	x ^= x >> 30
+	x *= 0xbf58476d1ce4e5b9
+	x ^= x >> 27
+	x *= 0x94d049bb133111eb
+	x ^= x >> 31
+	return x
 }

@@ -243,13 +243,7 @@ func socketPorts(pid, remotePort int) (ports []int, ok bool) {
 	if err != nil {
 		return nil, false
 	}
-	inodes := map[string]bool{}
-	for _, fd := range fds {
-		l, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, fd.Name()))
-		if err == nil && strings.HasPrefix(l, "socket:[") {
-			inodes[strings.TrimSuffix(strings.TrimPrefix(l, "socket:["), "]")] = true
-		}
-	}
+	inodes := SocketInodes(pid, fds)
 	ports = []int{}
 	for _, f := range []string{"tcp", "tcp6"} {
 		data, err := os.ReadFile(fmt.Sprintf("/proc/%d/net/%s", pid, f))
@@ -305,4 +299,37 @@ func NewTable(t testing.TB, ddl string) string {
 		}
 	})
 	return name
+}
+
+// SocketInodes returns the inodes of the sockets a process holds: in its fd
+// table, and as io_uring direct descriptors (listed in the fdinfo of each
+// io_uring instance as "N: socket:[inode]"), which the fd table never shows.
+func SocketInodes(pid int, fds []os.DirEntry) map[string]bool {
+	inodes := map[string]bool{}
+	for _, fd := range fds {
+		l, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, fd.Name()))
+		if err != nil {
+			continue
+		}
+		if strings.HasPrefix(l, "socket:[") {
+			inodes[strings.TrimSuffix(strings.TrimPrefix(l, "socket:["), "]")] = true
+			continue
+		}
+		if l != "anon_inode:[io_uring]" {
+			continue
+		}
+		info, err := os.ReadFile(fmt.Sprintf("/proc/%d/fdinfo/%s", pid, fd.Name()))
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(info), "\n") {
+			if i := strings.Index(line, "socket:["); i >= 0 {
+				rest := line[i+len("socket:["):]
+				if j := strings.IndexByte(rest, ']'); j > 0 {
+					inodes[rest[:j]] = true
+				}
+			}
+		}
+	}
+	return inodes
 }

@@ -1,0 +1,40 @@
+//go:build linux
+
+package uringengine
+
+// ConnsInUse returns, per loop, the slots holding a connection (armed
+// accepts not counted), read on each loop's thread.
+func ConnsInUse(e *Engine) []int {
+	out := make([]int, len(e.loops))
+	for i, lp := range e.loops {
+		done := make(chan struct{})
+		lp.Post(func() {
+			for j := range lp.conns {
+				if s := lp.conns[j].state; s != stFree && s != stAccepting {
+					out[i]++
+				}
+			}
+			close(done)
+		})
+		<-done
+	}
+	return out
+}
+
+// Stats is loopStats for tests.
+type Stats = loopStats
+
+// LoopStats returns each loop's counters, read on its thread.
+func LoopStats(e *Engine) []Stats {
+	out := make([]Stats, len(e.loops))
+	for i, lp := range e.loops {
+		done := make(chan struct{})
+		lp.Post(func() { out[i] = lp.stats; close(done) })
+		<-done
+	}
+	return out
+}
+
+func (s Stats) WriteBlocked() uint64 { return s.writeBlocked }
+func (s Stats) ReadPauses() uint64   { return s.readPauses }
+func (s Stats) Refused() uint64      { return s.refused }
