@@ -268,7 +268,7 @@ func TestLagAndLSNReported(t *testing.T) {
 		t.Fatalf("caught up: lag %v replay %d role %v", b.Lag(), b.ReplayLSN(), b.Role())
 	}
 	// Behind: replay < receive, lag is the replay age.
-	f.ok(pB, standby(400, 500, 12*time.Second))
+	f.ok(pB, standby(400, 500+lagSlackBytes, 12*time.Second))
 	c.CheckOnce(ctx)
 	if b.Lag() != 12*time.Second || b.ReplayLSN() != 400 {
 		t.Fatalf("behind: lag %v replay %d", b.Lag(), b.ReplayLSN())
@@ -295,10 +295,11 @@ func TestSampleLag(t *testing.T) {
 		{"primary", Sample{InRecovery: false, LSN: 9, ReplayAge: time.Hour}, 0},
 		{"standby caught up, idle primary", standby(0x5000060, 0x5000060, time.Hour), 0},
 		{"standby replayed past receive", standby(0x5000070, 0x5000060, time.Hour), 0},
-		{"standby behind", standby(0x5000000, 0x5000060, 3*time.Second), 3 * time.Second},
+		{"standby behind", standby(0x5000000, 0x5008060, 3*time.Second), 3 * time.Second},
+		{"standby short of a record cut at a page boundary", standby(0x5000000, 0x5000060, 3*time.Second), 0},
 		{"standby without receive LSN", standby(0x5000000, 0, 4*time.Second), 4 * time.Second},
-		{"standby behind, no replay timestamp yet", standby(1, 2, 0), 0},
-		{"negative age (clock skew)", standby(1, 2, -time.Second), 0},
+		{"standby behind, no replay timestamp yet", standby(1, 2+lagSlackBytes, 0), 0},
+		{"negative age (clock skew)", standby(1, 2+lagSlackBytes, -time.Second), 0},
 	} {
 		if got := tt.s.Lag(); got != tt.want {
 			t.Errorf("%s: Lag() = %v, want %v", tt.name, got, tt.want)

@@ -19,7 +19,7 @@ import (
 // ("16/B374D848"), the replay age as seconds, a primary's timeline from the
 // name of its current WAL file.
 const Query = `SELECT pg_is_in_recovery(),
-  COALESCE((CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END)::text, '0/0'),
+  COALESCE((CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_insert_lsn() END)::text, '0/0'),
   COALESCE(pg_last_wal_receive_lsn()::text, '0/0'),
   EXISTS (SELECT 1 FROM pg_stat_wal_receiver),
   CASE WHEN pg_is_in_recovery() THEN 0 ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int END,
@@ -36,12 +36,17 @@ type Target struct {
 // Sample is one probe's result.
 type Sample struct {
 	InRecovery bool          // pg_is_in_recovery(): a standby
-	LSN        uint64        // standby: pg_last_wal_replay_lsn(); primary: pg_current_wal_lsn()
+	LSN        uint64        // standby: pg_last_wal_replay_lsn(); primary: pg_current_wal_insert_lsn() (covers commits still in WAL buffers with synchronous_commit = off)
 	ReceiveLSN uint64        // standby: pg_last_wal_receive_lsn(), 0 if none
 	Streaming  bool          // standby: a WAL receiver runs (pg_stat_wal_receiver has a row)
 	Timeline   uint32        // primary: its current timeline (0 on a standby)
 	ReplayAge  time.Duration // standby: now() - pg_last_xact_replay_timestamp(), 0 if none
 }
+
+// lagSlackBytes is how far replay may trail receive and still count as
+// caught up: a WAL page, since the primary streams pages that can end in the
+// middle of a record (seen: receive 0/1EE0C000, replay 0/1EE0BFE0).
+const lagSlackBytes = 8192
 
 // Lag is the standby's replication lag as the sample alone tells: 0 on a
 // primary and on a standby that has replayed everything it received, else the
@@ -51,7 +56,9 @@ func (s Sample) Lag() time.Duration {
 	if !s.InRecovery {
 		return 0
 	}
-	if s.ReceiveLSN != 0 && s.LSN >= s.ReceiveLSN {
+	// Replayed everything received, or all but the tail of a record cut at a
+	// page boundary (the primary sends whole pages): no lag.
+	if s.ReceiveLSN != 0 && s.LSN+lagSlackBytes >= s.ReceiveLSN {
 		return 0
 	}
 	return max(s.ReplayAge, 0)

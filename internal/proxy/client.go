@@ -100,6 +100,10 @@ func (c *Client) OnData(b []byte) {
 		c.onLoginData(b)
 	case ClientActive:
 		if c.deferred {
+			if len(b) == pgproto.HeaderLen && b[0] == pgproto.MsgTerminate {
+				c.close(ReasonClientTerminate) // the held-back requests die with the client
+				return
+			}
 			c.stashBytes(b)
 			return
 		}
@@ -304,7 +308,10 @@ func (c *Client) forward(b []byte) {
 // back until the replica's server is released.
 func (c *Client) mustDefer(typ byte, msg []byte) bool {
 	s := c.server
-	if s.tx != pgproto.TxIdle || s.backend.Role() == RolePrimary || c.loop.opts().PoolMode == ModeSession {
+	// Only at a transaction boundary: between transactions and after the
+	// previous extended-protocol segment's Sync (inside a segment the
+	// statements belong together; PostgreSQL reports a write on a standby).
+	if s.tx != pgproto.TxIdle || s.extOpen || s.backend.Role() == RolePrimary || c.loop.opts().PoolMode == ModeSession {
 		return false
 	}
 	return c.needsPrimary(typ, msg)

@@ -193,7 +193,7 @@ func (l *Loop) checkServerTimers(s *Server, o *Options) {
 			l.closeServer(s, ReasonServerIdleTimeout)
 		} else if o.ServerLifetime > 0 && age > int64(o.ServerLifetime) {
 			l.closeServer(s, ReasonServerLifetime)
-		} else if s.backend.removed.Load() || l.sh.ShuttingDown() {
+		} else if s.backend.Draining() || l.sh.ShuttingDown() {
 			l.closeServer(s, ReasonShutdown)
 		}
 	case ServerHeld:

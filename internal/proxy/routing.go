@@ -100,6 +100,11 @@ func (c *Client) classifyHead(mode RouteMode) (readOnly bool, text []byte, wait 
 		return false, nil, false
 	}
 	body := st[pgproto.HeaderLen:total]
+	if typ != pgproto.MsgQuery {
+		// An extended-protocol segment runs as one implicit transaction up
+		// to its Sync: every statement in it must be a read.
+		return c.classifySegment(mode)
+	}
 	switch typ {
 	case pgproto.MsgQuery:
 		sql, _ := pgproto.QueryText(body)
@@ -288,4 +293,75 @@ func (c *Client) needsPrimary(typ byte, msg []byte) bool {
 		return ok && !l.stmtReadOnly(cs.st, mode)
 	}
 	return false
+}
+
+// classifySegment classifies the extended-protocol messages at the head of
+// the stash up to the first Sync (waiting for it within maxRouteInspect):
+// read-only only when every Parse/Bind in it is a read.
+func (c *Client) classifySegment(mode RouteMode) (readOnly bool, text []byte, wait bool) {
+	l := c.loop
+	st := c.stash
+	var unnamed []byte // the segment's own unnamed Parse
+	any := false
+	for {
+		typ, total, complete, err := pgproto.Frame(st, 0)
+		if err != nil {
+			return false, nil, false
+		}
+		if total == 0 || !complete {
+			if len(c.stash) <= maxRouteInspect {
+				return false, nil, true
+			}
+			return false, nil, false
+		}
+		body := st[pgproto.HeaderLen:total]
+		switch typ {
+		case pgproto.MsgSync:
+			return any, text, false
+		case pgproto.MsgParse:
+			p, ok := pgproto.DecodeParse(body)
+			if !ok || !l.readOnlySQL(p.Query, mode) {
+				return false, nil, false
+			}
+			if len(p.Name) == 0 {
+				unnamed = p.Query
+			}
+			if text == nil {
+				text = p.Query
+			}
+			any = true
+		case pgproto.MsgBind:
+			_, name, _, ok := pgproto.BindStatement(body)
+			if !ok {
+				return false, nil, false
+			}
+			var q []byte
+			switch {
+			case len(name) == 0 && unnamed != nil:
+				q = unnamed
+			case len(name) == 0 && c.unnamed != nil:
+				p, _ := pgproto.DecodeParse(c.unnamed[pgproto.HeaderLen:])
+				q = p.Query
+				if !l.readOnlySQL(q, mode) {
+					return false, nil, false
+				}
+			case len(name) > 0:
+				cs, ok := c.stmts[string(name)]
+				if !ok || !l.stmtReadOnly(cs.st, mode) {
+					return false, nil, false
+				}
+				q = cs.st.query
+			default:
+				return false, nil, false
+			}
+			if text == nil {
+				text = q
+			}
+			any = true
+		case pgproto.MsgDescribe, pgproto.MsgExecute, pgproto.MsgClose, pgproto.MsgFlush:
+		default:
+			return false, nil, false // Query, FunctionCall, COPY ...: primary
+		}
+		st = st[total:]
+	}
 }

@@ -177,7 +177,9 @@ type HealthReport struct {
 // ReportHealth records a health check. failuresToFail consecutive failures
 // mark the backend unhealthy; one success marks it healthy again.
 func (b *Backend) ReportHealth(r HealthReport, failuresToFail int) {
-	b.lastCheck.Store(r.At.UnixNano())
+	// lastCheck is stored last: a router that sees the new check time also
+	// sees this check's LSN (read-your-writes relies on it).
+	defer b.lastCheck.Store(r.At.UnixNano())
 	if !r.OK {
 		if int(b.failures.Add(1)) >= max(1, failuresToFail) {
 			b.healthy.Store(false)

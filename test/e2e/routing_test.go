@@ -959,7 +959,9 @@ func TestRoutingPgbenchPoolSize(t *testing.T) {
 			defer tick.Stop()
 			for {
 				for port, n := range nodes {
-					c, err := routingServerConns(sctx, p, n, port, appName)
+					// The test's ctx, not sctx: cancelling a query closes a pgx
+					// connection, which the next mode's sampler still needs.
+					c, err := routingServerConns(ctx, p, n, port, appName)
 					if err != nil {
 						if sctx.Err() == nil {
 							sampleErrs = append(sampleErrs, err)
@@ -968,7 +970,7 @@ func TestRoutingPgbenchPoolSize(t *testing.T) {
 					}
 					maxSeen[port] = max(maxSeen[port], c)
 				}
-				rows, err := adm.Query(sctx, "SHOW BACKENDS")
+				rows, err := adm.Query(ctx, "SHOW BACKENDS")
 				if err == nil {
 					for rows.Next() {
 						raw := rows.RawValues()
