@@ -31,8 +31,9 @@ THREADS=${THREADS:-2}
 WARMUP=${WARMUP:-2}
 MODES=${MODES:-simple extended prepared}
 TARGETS=${TARGETS:-direct poolmgr pgbouncer}
+METRICS_PORT=${METRICS_PORT:-6439}
 if [ -z "${ENGINES:-}" ]; then
-	if [ -d "$ROOT/internal/engine/uringengine" ]; then ENGINES="fallback uring"; else ENGINES="fallback"; fi
+	if [ -d "$ROOT/internal/engine/uringengine" ]; then ENGINES="fallback uring uring+metrics uring+replicas"; else ENGINES="fallback"; fi
 fi
 
 DIRECT_PORT=20000
@@ -102,16 +103,25 @@ wait_port() { # wait_port PORT PID SECONDS
 	return 1
 }
 
-write_poolmgr_config() { # engine
-	printf '"app" "app"\n' >"$TMP/userlist.txt"
+write_poolmgr_config() { # engine[+metrics|+replicas]
+	# Variants: "ENGINE+metrics" scrapes /metrics every second during the run
+	# (cost of collecting metrics); "ENGINE+replicas" routes reads over the
+	# two standbys too (read scaling).
+	local eng=${1%%+*} backends="\"$HOST:$DIRECT_PORT\"" extra=""
+	case $1 in
+	*+replicas) backends="\"$HOST:$DIRECT_PORT\", \"$HOST:$((DIRECT_PORT + 1))\", \"$HOST:$((DIRECT_PORT + 2))\"" ;;
+	*+metrics) extra=$'\n[admin]\nmetrics_bind = "'$HOST:$METRICS_PORT'"' ;;
+	esac
+	printf '"app" "app"\n"postgres" "postgres"\n' >"$TMP/userlist.txt"
 	cat >"$TMP/poolmgr-$1.toml" <<EOF
 [pool]
-backends = ["$HOST:$DIRECT_PORT"]
+backends = [$backends]
 bind = "$HOST:$POOLMGR_PORT"
 pool_mode = "transaction"
 pool_size = 10
 max_server_connections = 20
-io_engine = "$1"
+io_engine = "$eng"
+max_replica_lag_ms = 0
 
 [auth]
 auth_type = "scram-sha-256"
@@ -119,6 +129,7 @@ auth_file = "userlist.txt"
 
 [log]
 level = "warn"
+$extra
 EOF
 }
 
@@ -160,6 +171,12 @@ start_proxy() {
 		write_poolmgr_config "$eng"
 		"$POOLMGR" -c "$TMP/poolmgr-$eng.toml" </dev/null >>"$TMP/poolmgr-$eng.log" 2>&1 &
 		PROXY_PID=$!
+		if [[ $eng == *+metrics ]]; then
+			(while kill -0 "$PROXY_PID" 2>/dev/null; do
+				curl -s -o /dev/null "http://$HOST:$METRICS_PORT/metrics" || true
+				sleep 1
+			done) &
+		fi
 		if ! wait_port $POOLMGR_PORT "$PROXY_PID" 15; then
 			log "poolmgr ($eng) did not start:"
 			tail -n 10 "$TMP/poolmgr-$eng.log" >&2 || true
