@@ -148,7 +148,15 @@ func newEngine(name string, cfg *config.Config, sh *proxy.Shared, log *slog.Logg
 		for i := range loops {
 			loops[i] = proxy.NewLoop(sh, i)
 		}
-		eng, err := uringengine.New(loops, log, dialTimeout)
+		// Each ring's file table is capped by RLIMIT_NOFILE: let every loop
+		// open more rings, up to its share of max_client_connections (with
+		// headroom, as accepts are not spread evenly over loops).
+		perLoop := cfg.Pool.MaxClientConnections / n
+		if n > 1 {
+			perLoop += perLoop / 4
+		}
+		perLoop += 1024
+		eng, err := uringengine.NewWithOptions(loops, log, dialTimeout, uringengine.Options{MaxConns: perLoop})
 		if err != nil {
 			if cfg.Pool.IOEngine == "uring" {
 				return nil, fmt.Errorf("io_engine = \"uring\": %w (set io_engine = \"fallback\" or \"auto\" to run without io_uring)", err)

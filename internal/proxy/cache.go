@@ -178,6 +178,7 @@ func (c *Client) cacheLookup() bool {
 	}
 	c.cap.key, c.cap.snap, c.cap.buf, c.cap.on = key, snap, c.cap.buf[:0], false
 	c.capArmed = true
+	c.capFailed = false
 	return false
 }
 
@@ -188,7 +189,7 @@ func (c *Client) cacheStore(s *Server) {
 		return
 	}
 	cp.on = false
-	if s.tx != pgproto.TxIdle || c.txFailed || len(cp.buf) < 6 {
+	if s.tx != pgproto.TxIdle || c.capFailed || len(cp.buf) < 6 {
 		cp.buf = cp.buf[:0]
 		return
 	}
@@ -201,8 +202,8 @@ func (c *Client) cacheStore(s *Server) {
 	}
 }
 
-// noteWrites classifies a request sent inside the current transaction and
-// collects what it writes (cache invalidation at commit).
+// noteWrites classifies a request sent to the server and collects what it
+// writes (cache invalidation when it commits).
 func (c *Client) noteWrites(typ byte, msg []byte) {
 	l := c.loop
 	body := msg[pgproto.HeaderLen:]
@@ -222,30 +223,77 @@ func (c *Client) noteWrites(typ byte, msg []byte) {
 			return
 		}
 		if len(name) == 0 {
-			return // its Parse was classified
+			if c.unnamed == nil {
+				return
+			}
+			p, _ := pgproto.DecodeParse(c.unnamed[pgproto.HeaderLen:]) // executed again: classify again
+			sql = p.Query
+			break
 		}
 		cs, ok := c.stmts[string(name)]
 		if !ok {
 			return
 		}
 		sql = cs.st.query
+	case pgproto.MsgFunctionCall:
+		c.writes.AddDatabase() // a function of unknown reach
+		return
 	default:
 		return
 	}
 	for _, st := range l.scan.Classify(sql) {
-		if st.Kind == sqlscan.KindRollback {
-			c.txRolledBack = true
-		}
 		c.writes.Add(&st)
 	}
 }
 
-// cacheTxEnd runs when a transaction ended (ReadyForQuery 'I'): committed
-// writes invalidate the cache; failed or rolled-back ones do not.
-func (c *Client) cacheTxEnd() {
-	if !c.writes.Empty() && !c.txFailed && !c.txRolledBack {
+// Commit outcomes come from the server itself, so the cache is invalidated
+// exactly for writes that committed:
+//   - a COMMIT tag: the transaction (explicit, or chained) committed;
+//     an explicit transaction that ends (ReadyForQuery 'I') without one
+//     rolled back (COMMIT of an aborted transaction answers ROLLBACK);
+//   - a ReadyForQuery 'I' ending an implicit transaction (autocommit
+//     statement, multi-statement query, extended-protocol segment)
+//     commits unless an error came since the previous ReadyForQuery;
+//   - an unknown outcome (connection lost, client gone mid-request) counts
+//     as committed.
+// Writes of requests still in flight are kept (over-invalidating is safe).
+
+// cacheTag reacts to a CommandComplete tag of the client's request.
+func (c *Client) cacheTag(s *Server, tag []byte) {
+	if string(tag) == "COMMIT" {
+		c.commitWrites()
+	}
+	// "ROLLBACK" is also the tag of ROLLBACK TO SAVEPOINT: the outcome of an
+	// explicit transaction is read from the ReadyForQuery that ends it.
+}
+
+// cacheReady reacts to a ReadyForQuery: before is the status before it.
+func (c *Client) cacheReady(s *Server, before, after byte) {
+	if after == pgproto.TxIdle {
+		switch {
+		case before == pgproto.TxIdle && !c.txFailed:
+			c.commitWrites() // an implicit transaction committed
+		case s.outstanding == 0:
+			// Rolled back (or committed earlier with its COMMIT tag, which
+			// already invalidated): nothing left to apply.
+			c.writes.Reset()
+		}
+	}
+	c.txFailed = false
+}
+
+// commitWrites invalidates what the collected writes touched.
+func (c *Client) commitWrites() {
+	if !c.writes.Empty() {
 		c.loop.opts().Cache.InvalidateWrites(c.database, &c.writes)
 	}
 	c.writes.Reset()
-	c.txFailed, c.txRolledBack = false, false
+}
+
+// cacheUnknownOutcome: the client or the server went away with writes
+// possibly committed.
+func (c *Client) cacheUnknownOutcome() {
+	if c.trackWrites {
+		c.commitWrites()
+	}
 }

@@ -79,7 +79,8 @@ type Client struct {
 	cap          *capture     // query cache: response being recorded
 	capArmed     bool         // record once a server is linked
 	writes       cache.Writes // query cache: what the current transaction wrote
-	txFailed     bool         // an error in the current transaction
+	txFailed     bool         // an error since the last ReadyForQuery
+	capFailed    bool         // an error in the response being captured
 	txRolledBack bool         // the current transaction ends with ROLLBACK
 	trackWrites  bool         // classify writes for cache invalidation
 
@@ -283,6 +284,9 @@ func (c *Client) forward(b []byte) {
 			s.extOpen = true
 			l.Stats.Queries++
 		case pgproto.MsgFunctionCall:
+			if c.trackWrites {
+				c.writes.AddDatabase() // a function of unknown reach
+			}
 			s.expect(pending{typ: 'F'})
 			l.Stats.Queries++
 		case pgproto.MsgFlush:

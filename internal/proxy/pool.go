@@ -293,9 +293,6 @@ func (l *Loop) release(s *Server) {
 	if c.cap != nil && c.cap.on {
 		c.cacheStore(s)
 	}
-	if c.trackWrites {
-		c.cacheTxEnd()
-	}
 	l.unlink(c, s)
 	c.state = ClientIdle
 	now := l.now
@@ -327,6 +324,9 @@ func (l *Loop) detach(c *Client) {
 	}
 	l.unlink(c, s)
 	clean := s.q.n == 0 && !s.extOpen && !c.collecting && !c.scan.InMessage() && s.state == ServerActive
+	if !clean && c.trackWrites {
+		c.cacheUnknownOutcome() // requests in flight may commit after the client left
+	}
 	if !clean {
 		l.closeServer(s, ReasonServerDirty)
 		return

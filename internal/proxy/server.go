@@ -246,12 +246,19 @@ func (s *Server) endMessage(b []byte, start *int, i int) bool {
 		}
 		return true
 	case pgproto.MsgCommandComplete:
-		if keep && len(body) > 0 && body[0] == 'D' && s.state == ServerActive {
-			s.serverTag(body[:len(body)-1])
+		if keep && len(body) > 0 && s.state == ServerActive {
+			tag := body[:len(body)-1]
+			if body[0] == 'D' {
+				s.serverTag(tag)
+			}
+			if c := s.client; c != nil && c.trackWrites && !drop {
+				c.cacheTag(s, tag)
+			}
 		}
 	case pgproto.MsgErrorResponse:
 		if c := s.client; c != nil && s.state == ServerActive && !drop {
-			c.txFailed = true // the transaction (or implicit one) rolls back
+			c.txFailed = true // the implicit transaction rolls back
+			c.capFailed = true
 			if c.cap != nil {
 				c.cap.on = false
 			}
@@ -297,6 +304,9 @@ func (s *Server) endMessage(b []byte, start *int, i int) bool {
 	s.popUnit(false)
 	if typ == pgproto.MsgReadyForQuery {
 		st, _ := pgproto.ReadyStatus(body)
+		if c := s.client; c != nil && c.trackWrites && !drop {
+			c.cacheReady(s, s.tx, st)
+		}
 		s.tx = st
 		s.lastUsed = l.now
 		if s.state == ServerResetting {
@@ -502,6 +512,9 @@ func (s *Server) OnClosed(err error) {
 		return
 	}
 	if c := s.client; c != nil {
+		if s.q.n > 0 {
+			c.cacheUnknownOutcome()
+		}
 		s.loop.unlink(c, s)
 		c.fatal(codeConnectionFailure, "server connection lost (backend "+s.backend.Addr+" closed it)", ReasonServerLost)
 	}

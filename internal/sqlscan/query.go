@@ -147,16 +147,32 @@ func (c *classifier) query(lo, hi int) Kind {
 	return k
 }
 
-// literal marks date/time input strings that read the clock as volatile.
+// literal marks date/time input strings that read the clock as volatile:
+// any string literal form ('...', E'...', U&'...', $tag$...$tag$) whose text,
+// case-insensitively and with any surrounding spaces, mentions now, today,
+// tomorrow or yesterday. Over-marking only makes a read uncacheable.
 func (c *classifier) literal(t *token) {
 	b := c.src[t.pos:t.end]
-	if len(b) < 5 || len(b) > 12 || b[0] != '\'' {
+	if len(b) < 5 || len(b) > 256 {
 		return
 	}
-	b = b[1 : len(b)-1]
-	if equalFold(b, "now") || equalFold(b, "today") || equalFold(b, "tomorrow") || equalFold(b, "yesterday") {
-		c.st.Volatile = true
+	for _, w := range [...]string{"now", "today", "tomorrow", "yesterday"} {
+		if containsFold(b, w) {
+			c.st.Volatile = true
+			return
+		}
 	}
+}
+
+// containsFold reports whether b contains the lower-case ASCII word w,
+// ignoring ASCII case.
+func containsFold(b []byte, w string) bool {
+	for i := 0; i+len(w) <= len(b); i++ {
+		if equalFold(b[i:i+len(w)], w) {
+			return true
+		}
+	}
+	return false
 }
 
 // word1 handles an identifier or keyword at toks[i] and returns the index of
@@ -327,6 +343,7 @@ func (c *classifier) word1(i int) int {
 			return r
 		}
 	case kwTablesample:
+		c.st.Volatile = true // a random sample: each run differs
 		if n := i + 1; c.nameStart(n) && c.toks[n].typ == tIdent && !c.s.cfg.write.has(c.text(n), nameHash(c.text(n)), false) {
 			return n // the method name (SYSTEM, BERNOULLI) is no function call
 		}

@@ -26,7 +26,7 @@ func (l *loop) stopAccepting() {
 	l.accepting = false
 	for i := range l.accepts[:l.o.Accepts] {
 		if l.accepts[i].armed {
-			l.sqe().PrepCancel(uring.PackUserData(opAccept, uint32(i), 0), 0).SetUserData(uring.PackUserData(opCancelAccept, 0, 0))
+			l.sqeFor(l.accepts[i].slot).PrepCancel(uring.PackUserData(opAccept, uint32(i), 0), 0).SetUserData(uring.PackUserData(opCancelAccept, 0, 0))
 		}
 	}
 }
@@ -38,14 +38,6 @@ func (e *Engine) stopped() bool {
 	default:
 		return false
 	}
-}
-
-// clientSlot takes a slot for a client, leaving ServerSlots free for Dial.
-func (l *loop) clientSlot() (uint32, bool) {
-	if uint32(l.slots.Free()) <= l.o.ServerSlots {
-		return 0, false
-	}
-	return l.slots.Get()
 }
 
 func acceptAddrOff(i int) int { return regAccepts + i*acceptStride }
@@ -93,13 +85,14 @@ func (l *loop) armAccepts() {
 		l.take(slot, stAccepting)
 		off := acceptAddrOff(i)
 		*(*uint32)(l.regionPtr(off + sockaddrSize)) = sockaddrSize
-		l.sqe().PrepAcceptDirect(int32(l.lfd), slot, l.regionPtr(off), l.regionPtr(off+sockaddrSize), 0).
+		// Into an explicit slot of the ring that took it (file_index = slot+1).
+		l.sqeFor(slot).PrepAcceptDirect(int32(l.lfd), slotOf(slot), l.regionPtr(off), l.regionPtr(off+sockaddrSize), 0).
 			SetUserData(uring.PackUserData(opAccept, uint32(i), 0))
 		*a = acceptOp{slot: slot, armed: true, refuse: !ok}
 	}
 	if normal > 0 && refusing >= 0 && !l.accepts[refusing].cancelled {
 		l.accepts[refusing].cancelled = true
-		l.sqe().PrepCancel(uring.PackUserData(opAccept, uint32(refusing), 0), 0).
+		l.sqeFor(l.accepts[refusing].slot).PrepCancel(uring.PackUserData(opAccept, uint32(refusing), 0), 0).
 			SetUserData(uring.PackUserData(opCancelAccept, 0, 0))
 	}
 }
@@ -111,7 +104,7 @@ func (l *loop) handleAccept(i uint32, cqe uring.CQE) {
 	}
 	slot := l.accepts[i].slot
 	l.accepts[i] = acceptOp{}
-	c := &l.conns[slot]
+	c := l.c(slot)
 	if cqe.Res < 0 {
 		c.flags |= fCloseSent // nothing installed, nothing in flight
 		l.maybeFree(c, slot)
@@ -127,7 +120,7 @@ func (l *loop) handleAccept(i uint32, cqe uring.CQE) {
 		return
 	}
 	c.flags |= fHasFile
-	if slot >= l.refuseBase {
+	if ringOf(slot) == 0 && slot >= l.refuseBase {
 		l.stats.refused++
 		l.startRefusal(c, slot)
 		return

@@ -75,17 +75,19 @@ func (io *connIO) idle() bool {
 	return io.pending == nil && io.wbuf == nil && io.held == nil && io.dial == nil && io.closeAt == 0 && io.err == nil
 }
 
-func (l *loop) handle(slot, gen uint32) proxy.Handle {
-	return proxy.Handle(uint64(gen&genMask)<<32 | uint64(slot)) // ring index (bits 63..56) is 0
+// handle returns the Handle of connection id: ring << 56 | gen << 32 | slot.
+func (l *loop) handle(id, gen uint32) proxy.Handle {
+	return proxy.Handle(uint64(ringOf(id))<<56 | uint64(gen&genMask)<<32 | uint64(slotOf(id)))
 }
 
-// lookup returns the live connection h names, or nil.
+// lookup returns the live connection h names and its id, or nil.
 func (l *loop) lookup(h proxy.Handle) (*conn, uint32) {
-	slot := uint32(h)
-	if slot >= uint32(len(l.conns)) {
+	r, s := int(h>>56), uint32(h)
+	if r >= len(l.rings) || s >= uint32(len(l.rings[r].conns)) {
 		return nil, 0
 	}
-	c := &l.conns[slot]
+	slot := connID(r, s)
+	c := &l.rings[r].conns[s]
 	if c.gen != uint32(h>>32)&genMask || c.flags&fGone != 0 || c.state < stResolving {
 		return nil, 0
 	}
@@ -94,7 +96,7 @@ func (l *loop) lookup(h proxy.Handle) (*conn, uint32) {
 
 // take hands out slot with a new generation.
 func (l *loop) take(slot uint32, state uint8) *conn {
-	c := &l.conns[slot]
+	c := l.c(slot)
 	gen := (c.gen + 1) & genMask
 	if gen == 0 {
 		gen = 1
@@ -237,19 +239,19 @@ func (l *loop) PauseRead(h proxy.Handle, paused bool) {
 func (l *loop) ud(op uint8, c *conn, slot uint32) uint64 { return uring.PackUserData(op, slot, c.gen) }
 
 func (l *loop) armRecv(c *conn, slot uint32) {
-	l.sqe().PrepRecvMultishot(int32(slot), bufGroup, 0).SetFixedFile().SetUserData(l.ud(opRecv, c, slot))
+	l.sqeFor(slot).PrepRecvMultishot(int32(slotOf(slot)), bufGroup, 0).SetFixedFile().SetUserData(l.ud(opRecv, c, slot))
 	c.flags |= fRecvArmed
 	c.inflight++
 }
 
 // cancel cancels c's request of kind op (recv, send or connect).
 func (l *loop) cancel(c *conn, slot uint32, op uint8) {
-	l.sqe().PrepCancel(l.ud(op, c, slot), 0).SetUserData(l.ud(opCancel, c, slot))
+	l.sqeFor(slot).PrepCancel(l.ud(op, c, slot), 0).SetUserData(l.ud(opCancel, c, slot))
 	c.inflight++
 }
 
 func (l *loop) submitSend(c *conn, slot uint32, b []byte) {
-	l.sqe().PrepSend(int32(slot), b, unix.MSG_NOSIGNAL|unix.MSG_WAITALL).SetFixedFile().SetUserData(l.ud(opSend, c, slot))
+	l.sqeFor(slot).PrepSend(int32(slotOf(slot)), b, unix.MSG_NOSIGNAL|unix.MSG_WAITALL).SetFixedFile().SetUserData(l.ud(opSend, c, slot))
 	c.flags |= fSending
 	c.inflight++
 }
@@ -273,10 +275,10 @@ func (l *loop) maybeFree(c *conn, slot uint32) {
 		l.ioFree = append(l.ioFree, io)
 	}
 	*c = conn{gen: c.gen} // state stFree; the generation moves on at the next take
-	if slot >= l.refuseBase {
+	if r := ringOf(slot); r == 0 && slot >= l.refuseBase {
 		l.refuseFree = append(l.refuseFree, slot)
 	} else {
-		l.slots.Put(slot)
+		l.rings[r].slots.Put(slotOf(slot))
 	}
 }
 
@@ -291,7 +293,8 @@ func (l *loop) handleRecv(c *conn, slot uint32, cqe uring.CQE) {
 	switch {
 	case cqe.Res > 0:
 		id, _ := cqe.BufferID()
-		data := l.br.Buffer(id)[:cqe.Res]
+		br := l.rings[ringOf(slot)].br
+		data := br.Buffer(id)[:cqe.Res]
 		switch {
 		case c.flags&(fGone|fClosing) != 0:
 			// nobody wants it
@@ -304,7 +307,7 @@ func (l *loop) handleRecv(c *conn, slot uint32, cqe uring.CQE) {
 		default:
 			c.ep.OnData(data)
 		}
-		l.br.Recycle(id)
+		br.Recycle(id)
 	case cqe.Res == 0:
 		c.flags |= fEOF
 		if c.flags&fGone == 0 {
@@ -316,7 +319,7 @@ func (l *loop) handleRecv(c *conn, slot uint32, cqe uring.CQE) {
 		}
 	default:
 		if id, ok := cqe.BufferID(); ok {
-			l.br.Recycle(id)
+			l.rings[ringOf(slot)].br.Recycle(id)
 		}
 		err := cqe.Err()
 		switch {
@@ -377,7 +380,7 @@ func (l *loop) handleSend(c *conn, slot uint32, cqe uring.CQE) {
 // service brings one connection up to date after a batch: deliver held data,
 // start a send, report write blocking, arm or cancel the recv, close.
 func (l *loop) service(slot uint32) {
-	c := &l.conns[slot]
+	c := l.c(slot)
 	c.flags &^= fDirty
 	switch c.state {
 	case stOpen:
@@ -485,7 +488,7 @@ func (l *loop) finalClose(c *conn, slot uint32) {
 	}
 	c.flags |= fCloseSent
 	if c.flags&fHasFile != 0 {
-		l.sqe().PrepCloseDirect(slot).SetUserData(l.ud(opClose, c, slot))
+		l.sqeFor(slot).PrepCloseDirect(slotOf(slot)).SetUserData(l.ud(opClose, c, slot))
 		c.inflight++
 	}
 	l.maybeFree(c, slot)

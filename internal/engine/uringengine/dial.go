@@ -44,7 +44,7 @@ func dialError(addr string, ap netip.AddrPort, err error) error {
 // Dial implements proxy.Transport. It never calls ep from inside: success
 // or failure is reported at the flush or on a later completion.
 func (l *loop) Dial(addr string, ep proxy.Endpoint) proxy.Handle {
-	slot, ok := l.slots.Get()
+	slot, ok := l.rings[0].slots.Get() // server connections live on ring 0 (id == slot)
 	if !ok {
 		l.dialSeq++
 		h := proxy.Handle(uint64(l.dialSeq&genMask)<<32 | uint64(noSlot))
@@ -82,7 +82,7 @@ func (l *loop) Dial(addr string, ep proxy.Endpoint) proxy.Handle {
 		ips, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
 		cancel()
 		l.Post(func() {
-			c := &l.conns[slot]
+			c := l.c(slot)
 			if c.gen != gen || c.state != stResolving {
 				return // closed meanwhile
 			}

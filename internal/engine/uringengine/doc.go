@@ -39,19 +39,48 @@
 // off a pooled *connIO that is returned to the loop when the connection goes
 // idle. No map, no goroutine, no buffer per idle connection.
 //
-// A proxy.Handle is (ring index << 56 | generation << 32 | slot); the ring
-// index is 0 for now (bits kept for several rings per loop). Every SQE's
-// user_data is uring.PackUserData(op, slot, generation); the generation is
+// A proxy.Handle is (ring index << 56 | generation << 32 | slot). Inside the
+// engine a connection is named by id = ring << 24 | slot, and every SQE's
+// user_data is uring.PackUserData(op, id, generation); the generation is
 // bumped whenever a slot is handed out again, and a slot is only reused once
 // every operation submitted for it has completed (a per-slot in-flight
 // count), so a late CQE can never be mistaken for a newer connection.
 //
-// The table size is Options.FileSlots per loop (default: the hard
+// The table size is Options.FileSlots per ring (default: the hard
 // RLIMIT_NOFILE, at most 1<<20 — the kernel caps a table at the soft limit,
-// which the binding raises to the hard one). A few slots (ServerSlots) are
+// which the binding raises to the hard one).
+//
+// # Several rings per loop
+//
+// Since one table holds at most RLIMIT_NOFILE slots, a loop may own several
+// rings, each with its own table: Options.MaxConns (client slots per loop;
+// the app passes its share of max_client_connections) allows up to
+// 1 + ceil((MaxConns - ring 0's client slots) / FileSlots) rings (at most
+// 256). Only ring 0 exists at start; when no ring has a free client slot,
+// the next ring is created on the loop's thread (same SINGLE_ISSUER |
+// DEFER_TASKRUN setup, its own sparse table, a small provided-buffer ring of
+// min(BufCount, 256) buffers, as most clients are idle). Accepts take their
+// slot from the newest ring with a free one (falling back to older rings
+// whose slots freed) and are submitted on that ring, into that slot; the
+// client's recvs, sends, cancels and close go to the same ring and use its
+// buffer ring. Server connections (Dial) and refusal slots stay on ring 0;
+// extra rings reserve nothing. Rings are not closed when they empty.
+//
+// The loop blocks on ring 0 only. The loop's eventfd is registered
+// (IORING_REGISTER_EVENTFD) on every extra ring, and its read is armed on
+// ring 0, so a completion (or deferred task work queued) on any ring wakes
+// the wait. Before waiting and after waking, the loop enters only the extra
+// rings that have SQEs to submit or IORING_SQ_TASKRUN / CQ-overflow set (a
+// memory read each, no syscall for idle rings), looping while TASKRUN stays
+// set (the DEFER_TASKRUN pitfall: leftovers do not re-signal the eventfd),
+// and reaps those with CQEs ready; if any has CQEs the wait on ring 0 does
+// not block.
+//
+// A few slots of ring 0 (ServerSlots) are
 // kept free of clients so the proxy can still open server connections when
 // clients fill the table, and RefuseSlots more are used only to refuse:
-// when no client slot is free (and no regular accept is still armed), one
+// when no client slot is free in any ring and no further ring may be created
+// (and no regular accept is still armed), one
 // accept is armed into a refusal slot; the connection it takes has its
 // startup packet read (at most 2 s), gets a FATAL 53300 "too many client
 // connections" and is closed (SEND hard-linked to CLOSE). That accept is

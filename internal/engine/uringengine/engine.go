@@ -50,6 +50,11 @@ type Options struct {
 	// Accepts is the number of accept requests each loop keeps armed.
 	// Default 4.
 	Accepts int
+	// MaxConns is the number of client slots a loop may hold over all its
+	// rings: when a ring's table (FileSlots) is full, the loop creates
+	// another ring, up to what MaxConns needs (at most 256 rings).
+	// 0: one ring.
+	MaxConns int
 }
 
 func (o Options) withDefaults() (Options, error) {

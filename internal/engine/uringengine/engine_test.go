@@ -219,13 +219,13 @@ func TestConnectTimeoutClosesConnectingHandle(t *testing.T) {
 	}, uringengine.Options{}, 1)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	// (The core keeps such a client waiting for its first server; it is
-	// the client that gives up here.)
 	if _, err := pgx.Connect(ctx, p.connString()); err == nil {
 		t.Fatal("connected through an unreachable backend")
 	}
-	if n := logins.Load(); n < 3 {
-		t.Errorf("%d connect timeouts reported by the core, want several", n)
+	// The core backs off a backend whose connects fail (100 ms doubling) and
+	// answers the waiting client with an error: at least one timeout.
+	if n := logins.Load(); n < 1 {
+		t.Errorf("%d connect timeouts reported by the core, want at least one", n)
 	}
 	waitFor(t, 5*time.Second, "no connection left", func() bool { return uringengine.ConnsInUse(p.e)[0] == 0 })
 }

@@ -9,9 +9,11 @@ func ConnsInUse(e *Engine) []int {
 	for i, lp := range e.loops {
 		done := make(chan struct{})
 		lp.Post(func() {
-			for j := range lp.conns {
-				if s := lp.conns[j].state; s != stFree && s != stAccepting {
-					out[i]++
+			for _, rs := range lp.rings {
+				for j := range rs.conns {
+					if s := rs.conns[j].state; s != stFree && s != stAccepting {
+						out[i]++
+					}
 				}
 			}
 			close(done)
@@ -38,3 +40,35 @@ func LoopStats(e *Engine) []Stats {
 func (s Stats) WriteBlocked() uint64 { return s.writeBlocked }
 func (s Stats) ReadPauses() uint64   { return s.readPauses }
 func (s Stats) Refused() uint64      { return s.refused }
+
+// Rings returns, per loop, how many rings it has open.
+func Rings(e *Engine) []int {
+	out := make([]int, len(e.loops))
+	for i, lp := range e.loops {
+		done := make(chan struct{})
+		lp.Post(func() { out[i] = len(lp.rings); close(done) })
+		<-done
+	}
+	return out
+}
+
+// ConnsPerRing returns, for loop i, the connections held in each ring.
+func ConnsPerRing(e *Engine, i int) []int {
+	lp := e.loops[i]
+	var out []int
+	done := make(chan struct{})
+	lp.Post(func() {
+		for _, rs := range lp.rings {
+			n := 0
+			for j := range rs.conns {
+				if s := rs.conns[j].state; s != stFree && s != stAccepting {
+					n++
+				}
+			}
+			out = append(out, n)
+		}
+		close(done)
+	})
+	<-done
+	return out
+}

@@ -85,14 +85,14 @@ type loop struct {
 	log  *slog.Logger
 	o    Options
 
-	ring *uring.Ring
-	br   *uring.BufRing
+	ring *uring.Ring // rings[0].ring: the loop waits on it; server connections and refusals live there
 	reg  *uring.Region
 	efd  int
 
-	conns      []conn
-	slots      *uring.SlotAllocator // [0, refuseBase)
-	refuseBase uint32
+	rings      []*ringState // grown lazily, up to maxRings
+	maxRings   int
+	curRing    int    // the ring client accepts take slots from (newest non-full)
+	refuseBase uint32 // ring 0: refusal slots are [refuseBase, FileSlots)
 	refuseFree []uint32
 	refuseMsg  []byte
 
@@ -161,10 +161,12 @@ func (l *loop) setup() error {
 		return err
 	}
 	l.ring = r
+	rs := &ringState{ring: r}
+	l.rings = []*ringState{rs}
 	if err := r.RegisterFilesSparse(o.FileSlots); err != nil {
 		return fmt.Errorf("registered file table (%d slots per loop; set a smaller table or raise RLIMIT_NOFILE): %w", o.FileSlots, err)
 	}
-	if l.br, err = r.RegisterBufRing(bufGroup, o.BufCount, o.BufSize); err != nil {
+	if rs.br, err = r.RegisterBufRing(bufGroup, o.BufCount, o.BufSize); err != nil {
 		return err
 	}
 	if l.reg, err = uring.NewRegion(regionSize); err != nil {
@@ -178,9 +180,11 @@ func (l *loop) setup() error {
 	l.efd = efd
 	l.pmu.Unlock()
 
-	l.conns = make([]conn, o.FileSlots)
+	rs.conns = make([]conn, o.FileSlots)
 	l.refuseBase = o.FileSlots - o.RefuseSlots
-	l.slots = uring.NewSlotAllocator(l.refuseBase)
+	rs.slots = uring.NewSlotAllocator(l.refuseBase)
+	rs.reserve = o.ServerSlots
+	l.maxRings = maxRingsFor(o)
 	for s := o.FileSlots; s > l.refuseBase; s-- {
 		l.refuseFree = append(l.refuseFree, s-1)
 	}
@@ -196,12 +200,16 @@ func (l *loop) setup() error {
 }
 
 func (l *loop) teardown() {
-	if l.ring != nil {
-		if err := l.ring.Close(); err != nil { // cancels everything, closes every direct descriptor
-			l.log.Warn("io_uring: closing ring", "loop", l.id, "err", err)
+	for i := len(l.rings) - 1; i >= 0; i-- {
+		if rs := l.rings[i]; rs.ring != nil {
+			if err := rs.ring.Close(); err != nil { // cancels everything, closes every direct descriptor
+				l.log.Warn("io_uring: closing ring", "loop", l.id, "ring", i, "err", err)
+			}
+			rs.ring = nil
 		}
-		l.ring = nil
 	}
+	l.rings = nil
+	l.ring = nil
 	l.pmu.Lock()
 	if l.efd >= 0 {
 		unix.Close(l.efd)
@@ -225,6 +233,13 @@ func (l *loop) serve() error {
 		if wait < 0 || l.postPending.Load() {
 			wait = 0
 		}
+		// Extra rings: submit what the flush prepared and run their
+		// deferred completions, only where there is work (memory reads,
+		// no syscall otherwise). Their completions signal the eventfd,
+		// whose read is armed on ring 0, so waiting on ring 0 waits on all.
+		if l.enterExtraRings() {
+			wait = 0
+		}
 		if _, err := l.ring.SubmitAndWaitTimeout(1, wait); err != nil && !errors.Is(err, uring.ErrTimeout) {
 			if !errors.Is(err, syscall.EBUSY) && !errors.Is(err, syscall.EAGAIN) {
 				return fmt.Errorf("io_uring_enter: %w", err)
@@ -232,13 +247,11 @@ func (l *loop) serve() error {
 		}
 		l.now = time.Now().UnixNano()
 		l.core.SetNow(l.now) // the core reads no clock on the per-query path
-		for {
-			n := l.ring.PeekBatch(l.cqes[:])
-			for i := 0; i < n; i++ {
-				l.dispatch(l.cqes[i])
-			}
-			if n < len(l.cqes) {
-				break
+		l.reap(0)
+		if len(l.rings) > 1 {
+			l.enterExtraRings()
+			for r := 1; r < len(l.rings); r++ {
+				l.reap(r)
 			}
 		}
 		l.runPosts()
@@ -305,19 +318,61 @@ func (l *loop) armEventfd() {
 	l.efdArmed = true
 }
 
-// sqe returns a free SQE, submitting what is prepared when the SQ is full.
-func (l *loop) sqe() *uring.SQE {
-	if s := l.ring.GetSQE(); s != nil {
+// reap dispatches the CQEs ready on ring r.
+func (l *loop) reap(r int) {
+	ring := l.rings[r].ring
+	for {
+		n := ring.PeekBatch(l.cqes[:])
+		for i := 0; i < n; i++ {
+			l.dispatch(r, l.cqes[i])
+		}
+		if n < len(l.cqes) {
+			break
+		}
+	}
+}
+
+// enterExtraRings enters (without blocking) every extra ring that has SQEs
+// to submit or deferred completions to run, and reports whether any extra
+// ring has CQEs ready.
+func (l *loop) enterExtraRings() bool {
+	ready := false
+	for r := 1; r < len(l.rings); r++ {
+		ring := l.rings[r].ring
+		if ring.SQPending() > 0 || ring.NeedsEnter() {
+			if _, err := ring.SubmitAndWaitTimeout(0, 0); err != nil && !errors.Is(err, uring.ErrTimeout) &&
+				!errors.Is(err, syscall.EBUSY) && !errors.Is(err, syscall.EAGAIN) {
+				l.log.Error("io_uring: enter", "loop", l.id, "ring", r, "err", err)
+			}
+		}
+		if ring.CQReady() > 0 {
+			ready = true
+		}
+	}
+	return ready
+}
+
+// sqe returns a free SQE of ring 0, submitting what is prepared when the SQ
+// is full.
+func (l *loop) sqe() *uring.SQE { return l.sqeOn(0) }
+
+// sqeOn returns a free SQE of ring r.
+func (l *loop) sqeOn(r int) *uring.SQE {
+	ring := l.rings[r].ring
+	if s := ring.GetSQE(); s != nil {
 		return s
 	}
-	if _, err := l.ring.Submit(); err != nil {
-		l.log.Error("io_uring: submit", "loop", l.id, "err", err)
+	if _, err := ring.Submit(); err != nil {
+		l.log.Error("io_uring: submit", "loop", l.id, "ring", r, "err", err)
 	}
-	if s := l.ring.GetSQE(); s != nil {
+	if s := ring.GetSQE(); s != nil {
 		return s
 	}
 	panic("uringengine: submission queue still full after submit")
 }
+
+// sqeFor returns a free SQE of the ring holding connection id.
+func (l *loop) sqeFor(id uint32) *uring.SQE { return l.sqeOn(int(id >> ringShift)) }
 
 // reserveSQ makes sure n SQEs can be prepared before the next submit (a
 // linked chain must go to the kernel in one submit).
@@ -330,7 +385,7 @@ func (l *loop) reserveSQ(n uint32) {
 }
 
 // dispatch handles one CQE.
-func (l *loop) dispatch(cqe uring.CQE) {
+func (l *loop) dispatch(r int, cqe uring.CQE) {
 	op, slot, gen := uring.UnpackUserData(cqe.UserData)
 	switch op {
 	case opEventfd:
@@ -345,16 +400,16 @@ func (l *loop) dispatch(cqe uring.CQE) {
 	case opCancelAccept:
 		return
 	}
-	if slot >= uint32(len(l.conns)) || l.conns[slot].gen != gen || l.conns[slot].state == stFree {
+	c := l.connAt(slot)
+	if c == nil || int(slot>>ringShift) != r || c.gen != gen || c.state == stFree {
 		// Cannot happen (slots are reused only when nothing is in flight),
 		// but never leak a provided buffer.
 		if id, ok := cqe.BufferID(); ok {
-			l.br.Recycle(id)
+			l.rings[r].br.Recycle(id)
 		}
 		l.log.Debug("io_uring: stale completion", "op", op, "slot", slot, "gen", gen, "res", cqe.Res)
 		return
 	}
-	c := &l.conns[slot]
 	switch op {
 	case opRecv:
 		l.handleRecv(c, slot, cqe)
@@ -407,7 +462,7 @@ func (l *loop) flush() {
 func (l *loop) checkLinger() {
 	keep := l.lingering[:0]
 	for _, sg := range l.lingering {
-		c := &l.conns[sg.slot]
+		c := l.c(sg.slot)
 		if c.gen != sg.gen || c.state == stFree || c.flags&fClosing == 0 || c.io == nil {
 			continue
 		}

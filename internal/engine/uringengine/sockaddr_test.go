@@ -24,7 +24,7 @@ func TestSockaddrRoundTrip(t *testing.T) {
 }
 
 func TestHandlePacking(t *testing.T) {
-	l := &loop{conns: make([]conn, 8)}
+	l := &loop{rings: []*ringState{{conns: make([]conn, 8)}, {conns: make([]conn, 8)}}}
 	c := l.take(5, stOpen)
 	h := l.handle(5, c.gen)
 	if got, slot := l.lookup(h); got != c || slot != 5 {
@@ -43,5 +43,18 @@ func TestHandlePacking(t *testing.T) {
 	}
 	if got, _ := l.lookup(l.handle(100, 1)); got != nil {
 		t.Fatal("out-of-range slot resolves")
+	}
+	// A connection of ring 1: the ring index travels in bits 63..56.
+	id := connID(1, 5)
+	c3 := l.take(id, stOpen)
+	h3 := l.handle(id, c3.gen)
+	if h3>>56 != 1 || uint32(h3) != 5 {
+		t.Fatalf("handle %#x: want ring 1, slot 5", h3)
+	}
+	if got, gotID := l.lookup(h3); got != c3 || gotID != id || got == c2 {
+		t.Fatalf("lookup(%#x) = %p %#x", h3, got, gotID)
+	}
+	if got, _ := l.lookup(h3 | 7<<56); got != nil {
+		t.Fatal("a handle of a ring that does not exist resolves")
 	}
 }

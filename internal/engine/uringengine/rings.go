@@ -1,0 +1,126 @@
+//go:build linux
+
+package uringengine
+
+import (
+	"fmt"
+
+	"github.com/poolmgr/poolmgr/internal/uring"
+)
+
+// Several rings per loop. Each ring has its own registered file table of
+// Options.FileSlots slots (the kernel caps one table at the soft
+// RLIMIT_NOFILE), so a loop holding more clients than that spreads them over
+// rings created lazily, all on the loop's thread. Ring 0 is the one the loop
+// waits on and holds the server connections and refusal slots; extra rings
+// hold clients only, each with a small provided-buffer ring of its own.
+//
+// Inside the engine a connection is named by an id: ring << ringShift | slot
+// (slot: index in that ring's table). The id is what user_data carries in
+// its 32-bit slot field; a proxy.Handle carries the ring in bits 63..56 and
+// the slot in bits 31..0.
+const (
+	ringShift    = 24
+	slotMask     = 1<<ringShift - 1
+	maxRingCount = 256 // the Handle keeps 8 bits for the ring index
+	// Extra rings hold mostly idle clients: a small buffer ring each.
+	extraBufCount = 256
+)
+
+// ringState is one ring of a loop and the connections in its table.
+type ringState struct {
+	ring    *uring.Ring
+	br      *uring.BufRing
+	conns   []conn
+	slots   *uring.SlotAllocator
+	reserve uint32 // free slots never given to clients (ring 0: ServerSlots)
+}
+
+func (rs *ringState) hasClientSlot() bool { return uint32(rs.slots.Free()) > rs.reserve }
+
+func ringOf(id uint32) int             { return int(id >> ringShift) }
+func slotOf(id uint32) uint32          { return id & slotMask }
+func connID(r int, slot uint32) uint32 { return uint32(r)<<ringShift | slot }
+
+// maxRingsFor returns how many rings a loop may create for o.MaxConns
+// client slots (at least 1).
+func maxRingsFor(o Options) int {
+	first := int64(o.FileSlots) - int64(o.RefuseSlots) - int64(o.ServerSlots)
+	if o.MaxConns <= 0 || int64(o.MaxConns) <= first {
+		return 1
+	}
+	n := 1 + (int64(o.MaxConns)-first+int64(o.FileSlots)-1)/int64(o.FileSlots)
+	return int(min(n, maxRingCount))
+}
+
+// c returns connection id's state (id must be valid).
+func (l *loop) c(id uint32) *conn { return &l.rings[ringOf(id)].conns[slotOf(id)] }
+
+// connAt returns connection id's state, or nil for an id out of range.
+func (l *loop) connAt(id uint32) *conn {
+	r, s := ringOf(id), slotOf(id)
+	if r >= len(l.rings) || s >= uint32(len(l.rings[r].conns)) {
+		return nil
+	}
+	return &l.rings[r].conns[s]
+}
+
+// clientSlot takes a slot for a client in the newest ring with one free
+// (ring 0 keeps ServerSlots free for Dial), creating a ring when all are
+// full and MaxConns allows another.
+func (l *loop) clientSlot() (uint32, bool) {
+	if l.curRing < len(l.rings) && l.rings[l.curRing].hasClientSlot() {
+		s, ok := l.rings[l.curRing].slots.Get()
+		return connID(l.curRing, s), ok
+	}
+	for r := len(l.rings) - 1; r >= 0; r-- {
+		if l.rings[r].hasClientSlot() {
+			l.curRing = r
+			s, ok := l.rings[r].slots.Get()
+			return connID(r, s), ok
+		}
+	}
+	if len(l.rings) >= l.maxRings {
+		return 0, false
+	}
+	if err := l.addRing(); err != nil {
+		l.log.Warn("io_uring: cannot create another ring; no more clients on this loop", "loop", l.id,
+			"rings", len(l.rings), "err", err)
+		l.maxRings = len(l.rings)
+		return 0, false
+	}
+	l.curRing = len(l.rings) - 1
+	s, ok := l.rings[l.curRing].slots.Get()
+	return connID(l.curRing, s), ok
+}
+
+// addRing creates the next ring on the loop's thread: file table, buffer
+// ring, and the loop's eventfd registered so its completions wake the wait
+// on ring 0.
+func (l *loop) addRing() (err error) {
+	o := l.o
+	r, err := uring.New(o.SQEntries, uring.Options{DeferTaskrun: true, CQEntries: o.CQEntries, SubmitAll: true, Clamp: true})
+	if err != nil {
+		return err
+	}
+	rs := &ringState{ring: r}
+	defer func() {
+		if err != nil {
+			r.Close()
+		}
+	}()
+	if err := r.RegisterFilesSparse(o.FileSlots); err != nil {
+		return fmt.Errorf("registered file table (%d slots): %w", o.FileSlots, err)
+	}
+	if rs.br, err = r.RegisterBufRing(bufGroup, min(o.BufCount, extraBufCount), o.BufSize); err != nil {
+		return err
+	}
+	if err := r.RegisterEventfd(l.efd); err != nil {
+		return fmt.Errorf("IORING_REGISTER_EVENTFD: %w", err)
+	}
+	rs.conns = make([]conn, o.FileSlots)
+	rs.slots = uring.NewSlotAllocator(o.FileSlots)
+	l.rings = append(l.rings, rs)
+	l.log.Info("io_uring: loop opened another ring", "loop", l.id, "rings", len(l.rings), "max", l.maxRings)
+	return nil
+}
