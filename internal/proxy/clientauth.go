@@ -220,6 +220,10 @@ func (c *Client) beginAuth() {
 		c.fatal(codeCannotConnectNow, "the database system is shutting down", ReasonShutdown)
 		return
 	}
+	if l.sh.memHigh.Load() {
+		c.fatal(codeTooManyConnections, "too many client connections: poolmgr is near its memory limit (GOMEMLIMIT)", ReasonClientTooMany)
+		return
+	}
 	if l.sh.Clients() > o.MaxClients {
 		c.fatal(codeTooManyConnections, "too many client connections (max_client_connections)", ReasonClientTooMany)
 		return

@@ -282,6 +282,7 @@ type Shared struct {
 	backends atomic.Pointer[[]*Backend]
 	clients  atomic.Int64
 	shutdown atomic.Bool
+	memHigh  atomic.Bool // the process is near its memory limit: refuse new clients
 
 	mu    sync.Mutex
 	pools map[poolKey]*PoolShared
@@ -345,6 +346,10 @@ func (s *Shared) SetBackends(addrs []string) {
 
 // Clients returns the number of client connections across loops.
 func (s *Shared) Clients() int { return int(s.clients.Load()) }
+
+// SetMemoryHigh tells the loops whether the process is near its memory
+// limit (new clients are then refused with 53300).
+func (s *Shared) SetMemoryHigh(v bool) { s.memHigh.Store(v) }
 
 // StartShutdown makes loops refuse new clients and release servers as they go idle.
 func (s *Shared) StartShutdown() { s.shutdown.Store(true) }
