@@ -261,7 +261,7 @@ func (c *Client) noteWrites(typ byte, msg []byte) {
 // cacheTag reacts to a CommandComplete tag of the client's request.
 func (c *Client) cacheTag(s *Server, tag []byte) {
 	if string(tag) == "COMMIT" {
-		c.commitWrites()
+		c.applyWrites(s.outstanding > 1) // later pipelined requests keep theirs
 	}
 	// "ROLLBACK" is also the tag of ROLLBACK TO SAVEPOINT: the outcome of an
 	// explicit transaction is read from the ReadyForQuery that ends it.
@@ -272,7 +272,7 @@ func (c *Client) cacheReady(s *Server, before, after byte) {
 	if after == pgproto.TxIdle {
 		switch {
 		case before == pgproto.TxIdle && !c.txFailed:
-			c.commitWrites() // an implicit transaction committed
+			c.applyWrites(s.outstanding > 0) // an implicit transaction committed
 		case s.outstanding == 0:
 			// Rolled back (or committed earlier with its COMMIT tag, which
 			// already invalidated): nothing left to apply.
@@ -283,11 +283,19 @@ func (c *Client) cacheReady(s *Server, before, after byte) {
 }
 
 // commitWrites invalidates what the collected writes touched.
-func (c *Client) commitWrites() {
+func (c *Client) commitWrites() { c.applyWrites(false) }
+
+// applyWrites invalidates what the collected writes touched; keep leaves
+// them collected because requests sent later (pipelined, still running) may
+// be among them: they are applied again when those end (over-invalidating
+// is safe, under-invalidating is not).
+func (c *Client) applyWrites(keep bool) {
 	if !c.writes.Empty() {
 		c.loop.opts().Cache.InvalidateWrites(c.database, &c.writes)
 	}
-	c.writes.Reset()
+	if !keep {
+		c.writes.Reset()
+	}
 }
 
 // cacheUnknownOutcome: the client or the server went away with writes
@@ -296,4 +304,26 @@ func (c *Client) cacheUnknownOutcome() {
 	if c.trackWrites {
 		c.commitWrites()
 	}
+}
+
+// commitWritesKeep invalidates the client's writes now and hands them to
+// the server it leaves, to be invalidated again when that server finishes
+// the requests still running (their outcome is known only then).
+func (c *Client) commitWritesKeep(s *Server) {
+	c.applyWrites(true)
+	s.orphanDB = c.database
+	s.orphanWrites = c.writes // the departing client never appends again
+}
+
+// finishOrphan applies the writes of a departed client once its server's
+// requests have ended (or the server is gone).
+func (s *Server) finishOrphan() {
+	if s.orphanDB == "" {
+		return
+	}
+	if qc := s.loop.opts().Cache; qc != nil {
+		qc.InvalidateWrites(s.orphanDB, &s.orphanWrites)
+	}
+	s.orphanDB = ""
+	s.orphanWrites = cache.Writes{}
 }

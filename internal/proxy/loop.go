@@ -196,6 +196,12 @@ func (l *Loop) checkServerTimers(s *Server, o *Options) {
 		} else if s.backend.Draining() || l.sh.ShuttingDown() {
 			l.closeServer(s, ReasonShutdown)
 		}
+	case ServerResetting:
+		// A departed client's request that never ends (a COPY waiting for
+		// data, a very long query): give up on the server.
+		if l.now-s.lastUsed > int64(60*time.Second) {
+			l.closeServer(s, ReasonServerDirty)
+		}
 	case ServerHeld:
 		// A cancel connection the backend never closed: stop waiting for it.
 		if l.now-s.lastUsed > int64(5*time.Second) {

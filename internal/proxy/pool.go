@@ -324,8 +324,19 @@ func (l *Loop) detach(c *Client) {
 	}
 	l.unlink(c, s)
 	clean := s.q.n == 0 && !s.extOpen && !c.collecting && !c.scan.InMessage() && s.state == ServerActive
-	if !clean && c.trackWrites {
-		c.cacheUnknownOutcome() // requests in flight may commit after the client left
+	if !clean && c.trackWrites && !c.writes.Empty() {
+		// Requests in flight may commit after the client left: invalidate
+		// now, and again when the server finishes them (or is lost).
+		c.commitWritesKeep(s)
+	}
+	if !clean && s.q.n > 0 && !s.extOpen && !c.collecting && !c.scan.InMessage() && s.state == ServerActive {
+		// Let the server finish what it runs (answers dropped), then reuse
+		// it (or roll back / close it) as after a normal reset.
+		for i := 0; i < s.q.n; i++ {
+			s.q.buf[(s.q.head+i)%len(s.q.buf)].flags |= pSwallow | pQuiet
+		}
+		s.state = ServerResetting
+		return
 	}
 	if !clean {
 		l.closeServer(s, ReasonServerDirty)

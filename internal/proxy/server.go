@@ -2,6 +2,8 @@ package proxy
 
 import (
 	"bytes"
+
+	"github.com/poolmgr/poolmgr/internal/cache"
 	"strings"
 	"time"
 
@@ -66,8 +68,11 @@ type Server struct {
 	created, lastUsed int64
 	linkedAt          int64
 	retire            bool // close instead of reusing (RECONNECT)
-	cancels           int  // cancel requests in flight against this server
-	readPaused        bool
+
+	orphanDB     string // a departed client's writes still running here (query cache)
+	orphanWrites cache.Writes
+	cancels      int // cancel requests in flight against this server
+	readPaused   bool
 
 	inList       *serverList
 	iprev, inext *Server
@@ -311,6 +316,7 @@ func (s *Server) endMessage(b []byte, start *int, i int) bool {
 		s.lastUsed = l.now
 		if s.state == ServerResetting {
 			if s.q.n == 0 {
+				s.finishOrphan()
 				if s.tx != pgproto.TxIdle {
 					l.closeServer(s, ReasonServerDirty)
 					return false
@@ -536,6 +542,7 @@ func (l *Loop) closeServer(s *Server, r CloseReason) {
 		return
 	}
 	p := s.pool
+	s.finishOrphan() // unknown outcome: count it as committed
 	if s.state == ServerConnecting || s.state == ServerLogin {
 		p.loginEnded(s)
 	}

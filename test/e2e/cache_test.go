@@ -864,6 +864,61 @@ func TestCacheWriteEdgeCases(t *testing.T) {
 			time.Sleep(400 * time.Millisecond)
 			return nil
 		}},
+		{"client disconnects while its autocommit write runs; another client reads before the write commits", func(t *testing.T, v int64) error {
+			c, err := connectTo(t, ctx, p.ConnString(testutil.AppUser, testutil.AppPassword, testutil.AppDB))
+			if err != nil {
+				return err
+			}
+			pc := c.PgConn()
+			pc.Frontend().Send(&pgproto3.Query{String: fmt.Sprintf("UPDATE %s SET v = (SELECT %d FROM pg_sleep(0.5)) WHERE id = 1", T, v)})
+			if err := pc.Frontend().Flush(); err != nil {
+				return err
+			}
+			time.Sleep(50 * time.Millisecond)
+			pc.Conn().Close()
+			time.Sleep(100 * time.Millisecond)
+			// The UPDATE has not committed yet: reading (and caching) the old
+			// value is right now, but it must not be served once it commits.
+			for i := 0; i < 2; i++ {
+				if _, err := qcInt(ctx, r, read); err != nil {
+					return err
+				}
+			}
+			time.Sleep(600 * time.Millisecond)
+			return nil
+		}},
+		{"pipelined writes; another client reads between the first's commit and the second's", func(t *testing.T, v int64) error {
+			done := make(chan error, 1)
+			go func() {
+				done <- qcPipeline(ctx, a, upd(v-5), fmt.Sprintf("UPDATE %s SET v = (SELECT %d FROM pg_sleep(0.4)) WHERE id = 1", T, v))
+			}()
+			time.Sleep(150 * time.Millisecond)
+			var mid []int64
+			for i := 0; i < 2; i++ {
+				got, err := qcInt(ctx, r, read)
+				if err != nil {
+					return err
+				}
+				mid = append(mid, got)
+			}
+			t.Logf("reads while the second write runs: %v (the first wrote %d)", mid, v-5)
+			return <-done
+		}},
+		{"one simple query: BEGIN; write; COMMIT; slow write; another client reads in between", func(t *testing.T, v int64) error {
+			done := make(chan error, 1)
+			go func() {
+				_, err := a.Exec(ctx, fmt.Sprintf("BEGIN; %s; COMMIT; UPDATE %s SET v = (SELECT %d FROM pg_sleep(0.4)) WHERE id = 1", upd(v-3), T, v),
+					pgx.QueryExecModeSimpleProtocol)
+				done <- err
+			}()
+			time.Sleep(150 * time.Millisecond)
+			for i := 0; i < 2; i++ {
+				if _, err := qcInt(ctx, r, read); err != nil {
+					return err
+				}
+			}
+			return <-done
+		}},
 		{"backend terminated right after the COMMIT (outcome unknown)", func(t *testing.T, v int64) error {
 			c, err := connectTo(t, ctx, p.ConnString(testutil.AppUser, testutil.AppPassword, testutil.AppDB))
 			if err != nil {
@@ -1387,6 +1442,7 @@ func TestCacheMemoryBound(t *testing.T) {
 	}})
 	ce := connect(t, ctx, p.Proxy, withMode(pgx.QueryExecModeExec))
 	cs := connect(t, ctx, p.Proxy, withMode(pgx.QueryExecModeSimpleProtocol))
+	p.warm(t, func() (string, error) { return qcRows(ctx, ce, "SELECT 'before flood'") }) // catalog loaded
 	// one entry is well under 1 KiB: ~210 bytes of DataRow, descriptions, tags + 256 of overhead
 	const slack = 1024
 	peak := int64(0)
@@ -1413,8 +1469,10 @@ func TestCacheMemoryBound(t *testing.T) {
 	if last.noteInt("stores") < 1000 || last.noteInt("evictions") == 0 || last.Entries == 0 {
 		t.Errorf("the flood did not fill and evict: %s", last)
 	}
-	// the cache still works after the flood
-	p.twiceHit(t, "hot query after the flood", func() (string, error) { return qcRows(ctx, ce, "SELECT 'after flood'") })
+	// The cache still works after the flood: a repeated query gets admitted
+	// (W-TinyLFU may reject a key seen once in favour of the flood's entries,
+	// so it is read until it is served from the cache).
+	p.warm(t, func() (string, error) { return qcRows(ctx, ce, "SELECT 'after flood'") })
 	// a response over cache_max_entry_bytes is not stored
 	p.neverHit(t, "response larger than cache_max_entry_bytes", 3, func() (string, error) {
 		return qcRows(ctx, ce, "SELECT repeat('y', 10000)")
