@@ -43,9 +43,10 @@ type Sample struct {
 	ReplayAge  time.Duration // standby: now() - pg_last_xact_replay_timestamp(), 0 if none
 }
 
-// lagSlackBytes is how far replay may trail receive and still count as
-// caught up: a WAL page, since the primary streams pages that can end in the
-// middle of a record (seen: receive 0/1EE0C000, replay 0/1EE0BFE0).
+// lagSlackBytes: when the receive position sits on a WAL page boundary,
+// replay may trail it by less than a page and still be caught up — the
+// primary streams pages that can end in the middle of a record (seen:
+// receive 0/1EE0C000, replay 0/1EE0BFE0).
 const lagSlackBytes = 8192
 
 // Lag is the standby's replication lag as the sample alone tells: 0 on a
@@ -58,7 +59,8 @@ func (s Sample) Lag() time.Duration {
 	}
 	// Replayed everything received, or all but the tail of a record cut at a
 	// page boundary (the primary sends whole pages): no lag.
-	if s.ReceiveLSN != 0 && s.LSN+lagSlackBytes >= s.ReceiveLSN {
+	if s.ReceiveLSN != 0 && (s.LSN >= s.ReceiveLSN ||
+		(s.ReceiveLSN%lagSlackBytes == 0 && s.LSN+lagSlackBytes >= s.ReceiveLSN)) {
 		return 0
 	}
 	return max(s.ReplayAge, 0)
