@@ -63,8 +63,25 @@ func BuildOptions(c *config.Config, log *slog.Logger) (*proxy.Options, error) {
 		AdminUsers:                  c.Admin.AdminUsers,
 		StatsUsers:                  c.Admin.StatsUsers,
 		Routing:                     route.ParseAlgo(p.Routing),
-		ReadYourWrites:              true,
+		ReadYourWrites:              p.ReadYourWrites,
+		PrimaryReads:                p.PrimaryReads,
 		MaxReplicaLag:               time.Duration(p.MaxReplicaLagMs) * time.Millisecond,
+	}
+	switch p.RoutingHashKey {
+	case "user":
+		o.HashKey = proxy.HashUser
+	case "query":
+		o.HashKey = proxy.HashQuery
+	default:
+		o.HashKey = proxy.HashClientAddr
+	}
+	o.DefaultRoute = routeMode(p.DefaultRoute)
+	o.UserRoutes, o.DBRoutes = map[string]proxy.RouteMode{}, map[string]proxy.RouteMode{}
+	for name, m := range config.RouteMap(p.UserRoutes) {
+		o.UserRoutes[name] = routeMode(m)
+	}
+	for name, m := range config.RouteMap(p.DatabaseRoutes) {
+		o.DBRoutes[name] = routeMode(m)
 	}
 	switch p.PoolMode {
 	case "session":
@@ -95,4 +112,14 @@ func BuildOptions(c *config.Config, log *slog.Logger) (*proxy.Options, error) {
 		o.Secrets = m
 	}
 	return o, nil
+}
+
+func routeMode(s string) proxy.RouteMode {
+	switch s {
+	case "primary":
+		return proxy.RoutePrimary
+	case "replica":
+		return proxy.RouteReplica
+	}
+	return proxy.RouteAuto
 }

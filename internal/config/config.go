@@ -2,6 +2,7 @@ package config
 
 import (
 	"runtime"
+	"strings"
 	"time"
 )
 
@@ -71,6 +72,14 @@ type Pool struct {
 	HealthCheckDBName   string   `toml:"health_check_dbname"`   // default "postgres"
 	MaxReplicaLagMs     int      `toml:"max_replica_lag_ms"`    // replicas lagging more get no reads; 0 = no limit; default 10000
 	PinnedRoles         []string `toml:"pinned_roles"`          // "host:port=primary|replica" (Pins); host:port must be in backends
+
+	// Read/write splitting (docs/routing.md).
+	PrimaryReads   bool     `toml:"primary_reads"`    // the primary also takes reads; default false
+	ReadYourWrites bool     `toml:"read_your_writes"` // a client's reads after its write wait for replicas to catch up; default true
+	RoutingHashKey string   `toml:"routing_hash_key"` // routing = "hash": client_addr|user|query; default client_addr
+	DefaultRoute   string   `toml:"default_route"`    // auto|primary|replica; default auto
+	UserRoutes     []string `toml:"user_routes"`      // "user=auto|primary|replica"
+	DatabaseRoutes []string `toml:"database_routes"`  // "database=auto|primary|replica"
 }
 
 // Auth is the [auth] section.
@@ -194,6 +203,9 @@ func Default() *Config {
 			HealthCheckFailures: 3,
 			HealthCheckDBName:   "postgres",
 			MaxReplicaLagMs:     10000,
+			ReadYourWrites:      true,
+			RoutingHashKey:      "client_addr",
+			DefaultRoute:        "auto",
 		},
 		Auth: Auth{
 			AuthType:  AuthSCRAM,
@@ -261,4 +273,18 @@ func (c *Config) WorkerCount() int {
 		return c.Pool.Workers
 	}
 	return runtime.NumCPU()
+}
+
+// RouteMap parses user_routes / database_routes entries ("name=mode"); bad
+// entries are reported by Validate and skipped here.
+func RouteMap(entries []string) map[string]string {
+	m := map[string]string{}
+	for _, e := range entries {
+		name, mode, ok := strings.Cut(e, "=")
+		name, mode = strings.TrimSpace(name), strings.TrimSpace(mode)
+		if ok && name != "" && (mode == "auto" || mode == "primary" || mode == "replica") {
+			m[name] = mode
+		}
+	}
+	return m
 }

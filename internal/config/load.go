@@ -130,6 +130,7 @@ func init() {
 				"server_login_retry", "idle_transaction_timeout", "client_login_timeout", "shutdown_timeout",
 				"health_check_interval", "health_check_timeout", "health_check_failures", "health_check_user",
 				"health_check_dbname", "max_replica_lag_ms", "pinned_roles",
+				"primary_reads", "read_your_writes", "routing_hash_key", "default_route", "user_routes", "database_routes",
 			},
 			[]field{
 				strs(func(c *Config) *[]string { return &c.Pool.Backends }),
@@ -169,6 +170,12 @@ func init() {
 				str(func(c *Config) *string { return &c.Pool.HealthCheckDBName }),
 				integer(func(c *Config) *int { return &c.Pool.MaxReplicaLagMs }),
 				strs(func(c *Config) *[]string { return &c.Pool.PinnedRoles }),
+				boolean(func(c *Config) *bool { return &c.Pool.PrimaryReads }),
+				boolean(func(c *Config) *bool { return &c.Pool.ReadYourWrites }),
+				str(func(c *Config) *string { return &c.Pool.RoutingHashKey }),
+				str(func(c *Config) *string { return &c.Pool.DefaultRoute }),
+				strs(func(c *Config) *[]string { return &c.Pool.UserRoutes }),
+				strs(func(c *Config) *[]string { return &c.Pool.DatabaseRoutes }),
 			}),
 		"auth": newSection(
 			[]string{"auth_type", "auth_file", "auth_user", "auth_query", "auth_dbname"},

@@ -409,6 +409,9 @@ func TestDefaults(t *testing.T) {
 			HealthCheckUser:             "",
 			HealthCheckDBName:           "postgres",
 			MaxReplicaLagMs:             10000,
+			ReadYourWrites:              true,
+			RoutingHashKey:              "client_addr",
+			DefaultRoute:                "auto",
 		},
 		Auth: Auth{
 			AuthType:  "scram-sha-256",
@@ -683,5 +686,24 @@ func TestPins(t *testing.T) {
 	c.Pool.PinnedRoles = c.Pool.PinnedRoles[:2]
 	if err := c.Validate(); err != nil {
 		t.Errorf("Validate() = %v", err)
+	}
+}
+
+func TestRoutingKeys(t *testing.T) {
+	path := writeConfig(t, minimal+"primary_reads = true\nread_your_writes = false\nrouting_hash_key = \"user\"\ndefault_route = \"primary\"\nuser_routes = [\"report=replica\"]\ndatabase_routes = [\"app=auto\"]\n[auth]\nauth_file = \"userlist.txt\"\n")
+	cfg, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := cfg.Pool
+	if !p.PrimaryReads || p.ReadYourWrites || p.RoutingHashKey != "user" || p.DefaultRoute != "primary" {
+		t.Fatalf("routing keys not loaded: %+v", p)
+	}
+	if m := RouteMap(p.UserRoutes); m["report"] != "replica" {
+		t.Fatalf("user_routes: %v", m)
+	}
+	bad := writeConfig(t, minimal+"routing_hash_key = \"ip\"\nuser_routes = [\"x\"]\n[auth]\nauth_file = \"userlist.txt\"\n")
+	if _, err := Load(bad); err == nil || !strings.Contains(err.Error(), "pool.routing_hash_key") || !strings.Contains(err.Error(), "pool.user_routes[0]") {
+		t.Fatalf("bad routing keys: %v", err)
 	}
 }

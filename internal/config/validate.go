@@ -225,6 +225,20 @@ func (v *validator) validate() {
 		v.addf("pool.health_check_dbname", "must not be empty")
 	}
 	v.atLeast("pool.max_replica_lag_ms", p.MaxReplicaLagMs, 0)
+	v.enum("pool.routing_hash_key", p.RoutingHashKey, "client_addr", "user", "query")
+	v.enum("pool.default_route", p.DefaultRoute, "auto", "primary", "replica")
+	for _, r := range [...]struct {
+		key  string
+		list []string
+	}{{"pool.user_routes", p.UserRoutes}, {"pool.database_routes", p.DatabaseRoutes}} {
+		for i, e := range r.list {
+			name, mode, ok := strings.Cut(e, "=")
+			mode = strings.TrimSpace(mode)
+			if !ok || strings.TrimSpace(name) == "" || (mode != "auto" && mode != "primary" && mode != "replica") {
+				v.addf(indexKey(r.key, i), "%q is not \"name=auto|primary|replica\"", e)
+			}
+		}
+	}
 	v.pinnedRoles()
 
 	// [auth]
