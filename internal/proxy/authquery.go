@@ -21,7 +21,10 @@ type authCacheEntry struct {
 // joining a lookup already running for the same user, or by starting one.
 func (l *Loop) lookupSecret(c *Client) {
 	if e, ok := l.authCache[c.user]; ok && e.expires > l.now {
-		l.secretFound(c, e.secret, e.found)
+		// Synchronous: the caller (the startup packet's handler) goes on
+		// with the bytes that follow, so do not re-enter onLoginData here.
+		c.secret, c.haveSecret = e.secret, e.found
+		c.startAuthExchange()
 		return
 	}
 	if l.authLookups == nil {

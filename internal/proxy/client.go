@@ -1,6 +1,8 @@
 package proxy
 
 import (
+	"context"
+	"log/slog"
 	"net/netip"
 
 	"github.com/poolmgr/poolmgr/internal/auth"
@@ -448,7 +450,11 @@ func (c *Client) close(r CloseReason) {
 	l.clients--
 	l.sh.clients.Add(-1)
 	o := l.opts()
-	if o.LogDisconnections || r == ReasonClientProtocol {
+	// Every disconnect's reason: at debug level, or at info with
+	// log_disconnections (counted in metrics either way).
+	if o.LogDisconnections {
+		o.Log.Info("client closed", "remote", c.remote.String(), "user", c.user, "db", c.database, "reason", r.String(), "state", prev.String())
+	} else if o.Log.Enabled(context.Background(), slog.LevelDebug) {
 		o.Log.Debug("client closed", "remote", c.remote.String(), "user", c.user, "db", c.database, "reason", r.String(), "state", prev.String())
 	}
 }
