@@ -1,6 +1,10 @@
 package proxy
 
-import "sync"
+import (
+	"sync"
+
+	"github.com/poolmgr/poolmgr/internal/pgproto"
+)
 
 // cancelRegistry maps the (pid, secret) keys the proxy hands to clients to
 // the client they belong to, across loops. Sharded to keep lock hold times short.
@@ -78,7 +82,7 @@ func (cc *cancelConn) OnConnected(err error) {
 		cc.done()
 		return
 	}
-	b := appendCancel(cc.loop.scratch[:0], cc.pid, cc.secret)
+	b := pgproto.AppendCancelRequest(cc.loop.scratch[:0], cc.pid, cc.secret)
 	cc.loop.t.Send(cc.h, b)
 	// PostgreSQL closes the connection once it has signalled the backend.
 }

@@ -78,11 +78,3 @@ func (l *serverList) remove(s *Server) {
 	s.iprev, s.inext, s.inList = nil, nil, nil
 	l.n--
 }
-
-func (l *serverList) popFront() *Server {
-	s := l.head
-	if s != nil {
-		l.remove(s)
-	}
-	return s
-}

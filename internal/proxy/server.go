@@ -595,7 +595,3 @@ func (l *Loop) cancelRequest(pid, secret uint32) {
 		owner.post.Post(run)
 	}
 }
-
-func appendCancel(dst []byte, pid, secret uint32) []byte {
-	return pgproto.AppendCancelRequest(dst, pid, secret)
-}
