@@ -13,7 +13,9 @@
 #   CLIENTS    pgbench -c (10)                       THREADS  pgbench -j (2)
 #   ENGINES    poolmgr io engines ("fallback uring" when internal/engine/uringengine exists, else "fallback")
 #   MODES      pgbench -M modes ("simple extended prepared")
-#   TARGETS    which targets ("direct poolmgr pgbouncer")
+#   TARGETS    which targets ("direct poolmgr pgbouncer haproxy"); haproxy is HAProxy in TCP mode,
+#              a 1:1 byte forwarder with no pooling and no parsing: the floor cost of one proxy hop
+#              on this machine (what ANY proxy pays in kernel TCP and wake-ups), not a competitor
 #   WARMUP     warm-up seconds before each measured run (2)
 # Output: a table on stdout, also written to bench/out/results-<date>.txt.
 set -euo pipefail
@@ -23,6 +25,7 @@ ROOT=$PWD
 PGBIN=/usr/lib/postgresql/15/bin
 POOLMGR=${POOLMGR_BIN:-$ROOT/bin/poolmgr}
 PGBOUNCER=$(command -v pgbouncer 2>/dev/null || echo /usr/sbin/pgbouncer)
+HAPROXY=$(command -v haproxy 2>/dev/null || echo /usr/sbin/haproxy)
 
 DURATION=${DURATION:-15}
 REPEAT=${REPEAT:-1}
@@ -30,7 +33,7 @@ CLIENTS=${CLIENTS:-10}
 THREADS=${THREADS:-2}
 WARMUP=${WARMUP:-2}
 MODES=${MODES:-simple extended prepared}
-TARGETS=${TARGETS:-direct poolmgr pgbouncer}
+TARGETS=${TARGETS:-direct poolmgr pgbouncer haproxy}
 METRICS_PORT=${METRICS_PORT:-6439}
 if [ -z "${ENGINES:-}" ]; then
 	if [ -d "$ROOT/internal/engine/uringengine" ]; then ENGINES="fallback uring uring+metrics uring+replicas"; else ENGINES="fallback"; fi
@@ -39,6 +42,7 @@ fi
 DIRECT_PORT=20000
 POOLMGR_PORT=6433
 PGBOUNCER_PORT=6434
+HAPROXY_PORT=6435
 HOST=127.0.0.1
 TICK=$(getconf CLK_TCK)
 STAMP=$(date -u +%Y%m%d-%H%M%S)
@@ -50,7 +54,7 @@ die() { printf 'bench: error: %s\n' "$*" >&2; exit 1; }
 
 [ -x "$PGBIN/pgbench" ] || die "pgbench not found ($PGBIN); run scripts/pgcluster start"
 "$PGBIN/pg_isready" -q -h $HOST -p $DIRECT_PORT || die "test cluster not running on $HOST:$DIRECT_PORT (scripts/pgcluster start)"
-for p in $POOLMGR_PORT $PGBOUNCER_PORT; do
+for p in $POOLMGR_PORT $PGBOUNCER_PORT $HAPROXY_PORT; do
 	if (exec 3<>"/dev/tcp/$HOST/$p") 2>/dev/null; then die "port $p is already in use; stop whatever listens there"; fi
 done
 
@@ -70,7 +74,7 @@ trap 'exit 130' INT TERM
 target_list=()
 for t in $TARGETS; do
 	case $t in
-	direct | pgbouncer) target_list+=("$t") ;;
+	direct | pgbouncer | haproxy) target_list+=("$t") ;;
 	poolmgr) for e in $ENGINES; do target_list+=("poolmgr-$e"); done ;;
 	poolmgr-*) target_list+=("$t") ;;
 	*) die "unknown target $t" ;;
@@ -82,6 +86,7 @@ for t in "${target_list[@]}"; do
 	case $t in
 	poolmgr-*) [ -x "$POOLMGR" ] || UNAVAILABLE[$t]="bin/poolmgr not built" ;;
 	pgbouncer) [ -x "$PGBOUNCER" ] || UNAVAILABLE[$t]="pgbouncer not installed" ;;
+	haproxy) [ -x "$HAPROXY" ] || UNAVAILABLE[$t]="haproxy not installed (apt-get install haproxy)" ;;
 	esac
 done
 
@@ -90,6 +95,7 @@ port_of() {
 	direct) echo $DIRECT_PORT ;;
 	poolmgr-*) echo $POOLMGR_PORT ;;
 	pgbouncer) echo $PGBOUNCER_PORT ;;
+	haproxy) echo $HAPROXY_PORT ;;
 	esac
 }
 
@@ -207,6 +213,20 @@ start_proxy() {
 			return 1
 		fi
 		PROXY_PID=$pid
+		;;
+	haproxy)
+		printf '%s\n' "global" "    maxconn 1000" "    nbthread 1" "defaults" "    mode tcp" \
+			"    timeout connect 5s" "    timeout client 120s" "    timeout server 120s" \
+			"frontend fe" "    bind $HOST:$HAPROXY_PORT" "    default_backend be" \
+			"backend be" "    server pg $HOST:$DIRECT_PORT" >"$TMP/haproxy.cfg"
+		"$HAPROXY" -f "$TMP/haproxy.cfg" -db </dev/null >>"$TMP/haproxy.out" 2>&1 &
+		PROXY_PID=$!
+		if ! wait_port $HAPROXY_PORT "$PROXY_PID" 15; then
+			log "haproxy did not start:"
+			tail -n 10 "$TMP/haproxy.out" >&2 || true
+			stop_proxy
+			return 1
+		fi
 		;;
 	esac
 }
@@ -344,9 +364,9 @@ mkdir -p "$OUTDIR"
 			fi
 			read -r tps lat us ss <<<"$sum"
 			vd=- vb=-
-			if [[ $t == poolmgr-* ]]; then
+			if [ "$t" != direct ]; then
 				[ -n "$dtps" ] && vd=$(awk -v a="$tps" -v b="$dtps" 'BEGIN { printf "%.2fx", a / b }')
-				[ -n "$btps" ] && vb=$(awk -v a="$tps" -v b="$btps" 'BEGIN { printf "%.2fx", a / b }')
+				[ -n "$btps" ] && [ "$t" != pgbouncer ] && vb=$(awk -v a="$tps" -v b="$btps" 'BEGIN { printf "%.2fx", a / b }')
 			fi
 			if [ "$t" = direct ]; then cu=- cs=- ct=-; else
 				cu=$us cs=$ss ct=$(awk -v a="$us" -v b="$ss" 'BEGIN { printf "%.2f", a + b }')

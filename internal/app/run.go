@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime"
 	"syscall"
 	"time"
 
@@ -157,7 +158,7 @@ func newEngine(name string, cfg *config.Config, sh *proxy.Shared, log *slog.Logg
 			perLoop += perLoop / 4
 		}
 		perLoop += 1024
-		eng, err := uringengine.NewWithOptions(loops, log, dialTimeout, uringengine.Options{MaxConns: perLoop})
+		eng, err := uringengine.NewWithOptions(loops, log, dialTimeout, uringengine.Options{MaxConns: perLoop, RawWait: rawWait(n, log)})
 		if err != nil {
 			if cfg.Pool.IOEngine == "uring" {
 				return nil, fmt.Errorf("io_engine = \"uring\": %w (set io_engine = \"fallback\" or \"auto\" to run without io_uring)", err)
@@ -172,6 +173,27 @@ func newEngine(name string, cfg *config.Config, sh *proxy.Shared, log *slog.Logg
 	}
 	loops := []*proxy.Loop{proxy.NewLoop(sh, 0)}
 	return fallback.New(loops, log, dialTimeout), nil
+}
+
+// rawWait decides whether the io_uring loops block through raw system calls
+// (uringengine.Options.RawWait): yes when GOMAXPROCS leaves at least one P
+// beyond the loops, raising GOMAXPROCS to loops+1 when the GOMAXPROCS
+// environment variable does not set it. A loop blocked in an ordinary
+// syscall.Syscall makes the runtime hand its P off and keeps sysmon waking
+// every 20 us; measured here this cost more CPU per query than the core
+// itself. POOLMGR_URING_RAWWAIT=0 turns it off (for A/B benchmarks).
+func rawWait(loops int, log *slog.Logger) bool {
+	if os.Getenv("POOLMGR_URING_RAWWAIT") == "0" {
+		return false
+	}
+	if os.Getenv("GOMAXPROCS") == "" && runtime.GOMAXPROCS(0) <= loops {
+		runtime.GOMAXPROCS(loops + 1)
+	}
+	if runtime.GOMAXPROCS(0) <= loops {
+		log.Info("io_uring loops wait through the Go scheduler: GOMAXPROCS leaves no P beyond the loops", "loops", loops, "gomaxprocs", runtime.GOMAXPROCS(0))
+		return false
+	}
+	return true
 }
 
 // pickEngine resolves io_engine: "uring" must be usable (uring.Probe) or

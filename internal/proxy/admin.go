@@ -63,12 +63,12 @@ func contains(list []string, s string) bool {
 func (c *Client) adminWelcome() {
 	l := c.loop
 	o := l.opts()
-	isAdmin := contains(o.AdminUsers, c.user)
-	if l.sh.admin == nil || (!isAdmin && !contains(o.StatsUsers, c.user)) {
-		c.fatal(codeInvalidAuthSpec, "not allowed to connect to the admin console (user \""+c.user+"\" is not in admin_users or stats_users)", ReasonAuthFailed)
+	isAdmin := contains(o.AdminUsers, c.user())
+	if l.sh.admin == nil || (!isAdmin && !contains(o.StatsUsers, c.user())) {
+		c.fatal(codeInvalidAuthSpec, "not allowed to connect to the admin console (user \""+c.user()+"\" is not in admin_users or stats_users)", ReasonAuthFailed)
 		return
 	}
-	c.admin = &AdminSession{User: c.user, Database: c.database, Admin: isAdmin, c: c}
+	c.admin = &AdminSession{User: c.user(), Database: c.database(), Admin: isAdmin, c: c}
 	out := pgproto.AppendAuth(l.scratch[:0], pgproto.AuthOK, nil)
 	for _, kv := range [][2]string{{"server_version", "15.0 (poolmgr)"}, {"server_encoding", "UTF8"},
 		{"client_encoding", "UTF8"}, {"DateStyle", "ISO, MDY"}, {"integer_datetimes", "on"},
@@ -173,7 +173,7 @@ type PoolInfo struct {
 // EachClient calls fn for every client of the loop (on the loop's goroutine).
 func (l *Loop) EachClient(fn func(ClientInfo)) {
 	for c := l.all.head; c != nil; c = c.allNext {
-		ci := ClientInfo{User: c.user, Database: c.database, State: c.state, Remote: c.remote.String(),
+		ci := ClientInfo{User: c.user(), Database: c.database(), State: c.state, Remote: c.remote().String(),
 			ConnectTime: c.connected, PID: c.cancelPID, Params: c.params, Admin: c.admin != nil}
 		if c.state == ClientWaiting {
 			ci.WaitSince = c.since
@@ -295,7 +295,7 @@ func (s *Shared) KickAll() {
 func (l *Loop) KillDatabase(db string) (clients, servers int) {
 	for c := l.all.head; c != nil; {
 		next := c.allNext
-		if c.database == db && c.admin == nil {
+		if c.database() == db && c.admin == nil {
 			c.fatal(codeAdminShutdown, "terminating connection due to administrator command (KILL "+db+")", ReasonAdmin)
 			clients++
 		}

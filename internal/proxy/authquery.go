@@ -20,10 +20,10 @@ type authCacheEntry struct {
 // lookupSecret finds c's secret with auth_query: from the short cache, by
 // joining a lookup already running for the same user, or by starting one.
 func (l *Loop) lookupSecret(c *Client) {
-	if e, ok := l.authCache[c.user]; ok && e.expires > l.now {
+	if e, ok := l.authCache[c.user()]; ok && e.expires > l.now {
 		// Synchronous: the caller (the startup packet's handler) goes on
 		// with the bytes that follow, so do not re-enter onLoginData here.
-		c.secret, c.haveSecret = e.secret, e.found
+		c.login.secret, c.login.haveSecret = e.secret, e.found
 		c.startAuthExchange()
 		return
 	}
@@ -31,7 +31,7 @@ func (l *Loop) lookupSecret(c *Client) {
 		l.authLookups = make(map[string]*authQueryConn)
 		l.authCache = make(map[string]authCacheEntry)
 	}
-	if q := l.authLookups[c.user]; q != nil {
+	if q := l.authLookups[c.user()]; q != nil {
 		q.waiters = append(q.waiters, c)
 		return
 	}
@@ -43,19 +43,19 @@ func (l *Loop) lookupSecret(c *Client) {
 	}
 	db := o.AuthDBName
 	if db == "" {
-		db = c.database
+		db = c.database()
 	}
-	q := &authQueryConn{loop: l, user: c.user, db: db, waiters: []*Client{c}, started: l.now}
-	l.authLookups[c.user] = q
+	q := &authQueryConn{loop: l, user: c.user(), db: db, waiters: []*Client{c}, started: l.now}
+	l.authLookups[c.user()] = q
 	q.h = l.t.Dial(b.Addr, q)
 }
 
 // secretFound resumes a client's authentication once its secret is known.
 func (l *Loop) secretFound(c *Client, sec auth.Secret, found bool) {
-	if c.state != ClientAuth || c.authState != authLookup {
+	if c.state != ClientAuth || c.login.authState != authLookup {
 		return
 	}
-	c.secret, c.haveSecret = sec, found
+	c.login.secret, c.login.haveSecret = sec, found
 	c.startAuthExchange()
 	if c.state == ClientAuth && len(c.stash) > 0 {
 		c.onLoginData(nil)

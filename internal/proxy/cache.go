@@ -27,12 +27,12 @@ type capture struct {
 // deliver queues bytes for the client, recording them when a cacheable
 // response is being captured.
 func (c *Client) deliver(b []byte) {
-	if c.cap != nil && c.cap.on {
-		if len(c.cap.buf)+len(b) > c.loop.opts().CacheMaxEntryBytes {
-			c.cap.on = false
-			c.cap.buf = nil
+	if q := c.qc; q != nil && q.cap.on {
+		if len(q.cap.buf)+len(b) > c.loop.opts().CacheMaxEntryBytes {
+			q.cap.on = false
+			q.cap.buf = nil
 		} else {
-			c.cap.buf = append(c.cap.buf, b...)
+			q.cap.buf = append(q.cap.buf, b...)
 		}
 	}
 	c.loop.t.Send(c.h, b)
@@ -41,7 +41,7 @@ func (c *Client) deliver(b []byte) {
 // cacheOn reports whether the cache applies to this client.
 func (c *Client) cacheOn() bool {
 	o := c.loop.opts()
-	return o.Cache != nil && o.PoolMode != ModeSession && o.Cache.Enabled(c.database, c.user)
+	return o.Cache != nil && o.PoolMode != ModeSession && o.Cache.Enabled(c.database(), c.user())
 }
 
 // cacheLookup answers the request at the head of the stash from the cache
@@ -50,12 +50,15 @@ func (c *Client) cacheOn() bool {
 // unnamed portals.
 func (c *Client) cacheLookup() bool {
 	l := c.loop
+	if c.qc != nil {
+		c.qc.capArmed = false // an earlier request's capture must not record this one
+	}
 	o := l.opts()
 	st := c.stash
 	kb := &l.kb
 	kb.Reset()
-	kb.AddString(c.database)
-	kb.AddString(c.user)
+	kb.AddString(c.database())
+	kb.AddString(c.user())
 	kb.AddString(c.params.canon)
 	var parse *pgproto.ParseMsg
 	var pmsg []byte
@@ -99,10 +102,11 @@ func (c *Client) cacheLookup() bool {
 			}
 			if parse == nil {
 				if len(name) == 0 {
-					if c.unnamed == nil {
+					un := c.unnamedParse()
+					if un == nil {
 						return false
 					}
-					p, _ := pgproto.DecodeParse(c.unnamed[pgproto.HeaderLen:])
+					p, _ := pgproto.DecodeParse(un[pgproto.HeaderLen:])
 					query = p.Query
 					kb.AddBytes(p.Types)
 				} else {
@@ -153,8 +157,7 @@ func (c *Client) cacheLookup() bool {
 		c.send(out)
 		if parse != nil { // the Parse took effect in the client's session
 			if len(parse.Name) == 0 {
-				c.unnamed = append(c.unnamed[:0], pmsg...)
-				c.unnamedSeq++
+				c.setUnnamed(pmsg)
 			} else {
 				stmt := l.internStmt(parse.Query, parse.Types)
 				if c.stmts == nil {
@@ -169,27 +172,25 @@ func (c *Client) cacheLookup() bool {
 		return true
 	}
 	l.Stats.CacheMisses++
-	snap := o.Cache.SnapshotRefs(c.database, tables)
+	snap := o.Cache.SnapshotRefs(c.database(), tables)
 	if !snap.Cacheable() {
 		return false
 	}
-	if c.cap == nil {
-		c.cap = &capture{}
-	}
-	c.cap.key, c.cap.snap, c.cap.buf, c.cap.on = key, snap, c.cap.buf[:0], false
-	c.capArmed = true
-	c.capFailed = false
+	q := c.cacheState()
+	q.cap.key, q.cap.snap, q.cap.buf, q.cap.on = key, snap, q.cap.buf[:0], false
+	q.capArmed = true
+	q.capFailed = false
 	return false
 }
 
 // cacheStore ends a capture at the ReadyForQuery that ended its request.
 func (c *Client) cacheStore(s *Server) {
-	cp := c.cap
-	if cp == nil || !cp.on {
+	if c.qc == nil || !c.qc.cap.on {
 		return
 	}
+	cp := &c.qc.cap
 	cp.on = false
-	if s.tx != pgproto.TxIdle || c.capFailed || len(cp.buf) < 6 {
+	if s.tx != pgproto.TxIdle || c.qc.capFailed || len(cp.buf) < 6 {
 		cp.buf = cp.buf[:0]
 		return
 	}
@@ -223,10 +224,11 @@ func (c *Client) noteWrites(typ byte, msg []byte) {
 			return
 		}
 		if len(name) == 0 {
-			if c.unnamed == nil {
+			un := c.unnamedParse()
+			if un == nil {
 				return
 			}
-			p, _ := pgproto.DecodeParse(c.unnamed[pgproto.HeaderLen:]) // executed again: classify again
+			p, _ := pgproto.DecodeParse(un[pgproto.HeaderLen:]) // executed again: classify again
 			sql = p.Query
 			break
 		}
@@ -236,13 +238,14 @@ func (c *Client) noteWrites(typ byte, msg []byte) {
 		}
 		sql = cs.st.query
 	case pgproto.MsgFunctionCall:
-		c.writes.AddDatabase() // a function of unknown reach
+		c.cacheState().writes.AddDatabase() // a function of unknown reach
 		return
 	default:
 		return
 	}
+	w := &c.cacheState().writes
 	for _, st := range l.scan.Classify(sql) {
-		c.writes.Add(&st)
+		w.Add(&st)
 	}
 }
 
@@ -269,17 +272,18 @@ func (c *Client) cacheTag(s *Server, tag []byte) {
 
 // cacheReady reacts to a ReadyForQuery: before is the status before it.
 func (c *Client) cacheReady(s *Server, before, after byte) {
+	q := c.cacheState()
 	if after == pgproto.TxIdle {
 		switch {
-		case before == pgproto.TxIdle && !c.txFailed:
+		case before == pgproto.TxIdle && !q.txFailed:
 			c.applyWrites(s.outstanding > 0) // an implicit transaction committed
 		case s.outstanding == 0:
 			// Rolled back (or committed earlier with its COMMIT tag, which
 			// already invalidated): nothing left to apply.
-			c.writes.Reset()
+			q.writes.Reset()
 		}
 	}
-	c.txFailed = false
+	q.txFailed = false
 }
 
 // commitWrites invalidates what the collected writes touched.
@@ -290,11 +294,15 @@ func (c *Client) commitWrites() { c.applyWrites(false) }
 // be among them: they are applied again when those end (over-invalidating
 // is safe, under-invalidating is not).
 func (c *Client) applyWrites(keep bool) {
-	if !c.writes.Empty() {
-		c.loop.opts().Cache.InvalidateWrites(c.database, &c.writes)
+	q := c.qc
+	if q == nil {
+		return
+	}
+	if !q.writes.Empty() {
+		c.loop.opts().Cache.InvalidateWrites(c.database(), &q.writes)
 	}
 	if !keep {
-		c.writes.Reset()
+		q.writes.Reset()
 	}
 }
 
@@ -311,8 +319,11 @@ func (c *Client) cacheUnknownOutcome() {
 // the requests still running (their outcome is known only then).
 func (c *Client) commitWritesKeep(s *Server) {
 	c.applyWrites(true)
-	s.orphanDB = c.database
-	s.orphanWrites = c.writes // the departing client never appends again
+	if c.qc == nil {
+		return
+	}
+	s.orphanDB = c.database()
+	s.orphanWrites = c.qc.writes // the departing client never appends again (its clientCache is not reused)
 }
 
 // finishOrphan applies the writes of a departed client once its server's

@@ -3,10 +3,7 @@ package proxy
 import (
 	"context"
 	"log/slog"
-	"net/netip"
 
-	"github.com/poolmgr/poolmgr/internal/auth"
-	"github.com/poolmgr/poolmgr/internal/cache"
 	"github.com/poolmgr/poolmgr/internal/pgproto"
 )
 
@@ -34,62 +31,51 @@ func (s ClientState) String() string { return clientStateNames[s] }
 const maxStash = 64 << 10
 
 // Client is one client connection's state. Small and fixed: an idle client
-// holds no buffer and no server.
+// holds no buffer and no server, and nothing but this struct (see
+// clientmem.go for the side objects that exist only while needed).
 type Client struct {
-	loop   *Loop
-	h      Handle
-	state  ClientState
-	remote netip.AddrPort
-	since  int64 // accept time, then the time it started waiting
+	loop        *Loop
+	h           Handle
+	pool        *Pool // set once logged in; gives the user and database names
+	server      *Server
+	params      *ParamSet
+	startParams *ParamSet // parameters from the startup packet
 
-	user, database string // interned
-	params         *ParamSet
-	pool           *Pool
-	server         *Server
+	stash []byte // bytes received while no server was linked (or during login)
 
-	scan       pgproto.Scanner // framing of what the client sends while linked
-	stash      []byte          // bytes received while no server was linked (or during login)
-	collecting bool            // msg is gathering a message that spans reads
-	msg        []byte
-
-	startParams *ParamSet             // parameters from the startup packet
-	stmts       map[string]clientStmt // the client's named prepared statements
-	unnamed     []byte                // the client's last unnamed Parse, as sent
-	unnamedSeq  uint32
-
-	authState  authStep
-	scram      *auth.ScramServer
-	md5salt    [4]byte
-	secret     auth.Secret
-	haveSecret bool
-
-	cancelPID, cancelSecret uint32
+	since     int64 // accept time, then the time it started waiting
+	connected int64 // accept time
 
 	q            *clientQueue
 	qprev, qnext *Client
 
-	readPaused   bool
-	writeBlocked bool
-	reason       CloseReason
+	allPrev, allNext *Client
 
 	target      *Backend // the backend a queued request waits for
-	wrote       bool     // the current request went to the primary as a write
-	deferred    bool     // stash holds requests held back until the replica server is released
 	lastWriteNs int64    // when the client's last write transaction ended (read-your-writes)
 	minLSN      uint64   // replicas must have replayed this far to serve the client's reads
 
-	cap          *capture     // query cache: response being recorded
-	capArmed     bool         // record once a server is linked
-	writes       cache.Writes // query cache: what the current transaction wrote
-	txFailed     bool         // an error since the last ReadyForQuery
-	capFailed    bool         // an error in the response being captured
-	txRolledBack bool         // the current transaction ends with ROLLBACK
-	trackWrites  bool         // classify writes for cache invalidation
+	stmts map[string]clientStmt // the client's named prepared statements
 
-	connected        int64 // accept time
-	allPrev, allNext *Client
-	admin            *AdminSession
-	adminBusy        bool
+	run   *clientRun   // while linked to a server
+	login *clientLogin // while logging in
+	qc    *clientCache // query cache, while a request runs
+	prep  *clientPrep  // the unnamed prepared statement, once there is one
+	admin *AdminSession
+
+	addr                    [16]byte // remote address (IPv4-mapped for IPv4)
+	port                    uint16
+	cancelPID, cancelSecret uint32
+
+	state        ClientState
+	reason       CloseReason
+	addrKind     uint8
+	readPaused   bool
+	writeBlocked bool
+	wrote        bool // the current request went to the primary as a write
+	deferred     bool // stash holds requests held back until the replica server is released
+	trackWrites  bool // classify writes for cache invalidation
+	adminBusy    bool
 }
 
 // State returns the client's state.
@@ -110,8 +96,8 @@ func (c *Client) OnData(b []byte) {
 			c.stashBytes(b)
 			return
 		}
-		if c.cap != nil && c.cap.on {
-			c.cap.on = false // more requests joined: not a single cacheable response
+		if c.capturing() {
+			c.qc.cap.on = false // more requests joined: not a single cacheable response
 		}
 		c.forward(b)
 		if s := c.server; s != nil {
@@ -179,29 +165,30 @@ func (c *Client) startRequest() {
 func (c *Client) forward(b []byte) {
 	l := c.loop
 	s := c.server
+	r := c.run
 	inspect := l.opts().PoolMode != ModeSession
 	start, i := 0, 0
 	for i < len(b) {
-		if c.collecting {
-			k := min(c.scan.Remain(), len(b)-i)
-			c.msg = append(c.msg, b[i:i+k]...)
-			c.scan.Skip(k)
+		if r.collecting {
+			k := min(r.scan.Remain(), len(b)-i)
+			r.msg = append(r.msg, b[i:i+k]...)
+			r.scan.Skip(k)
 			i += k
 			start = i
-			if c.scan.Remain() == 0 {
-				c.collecting = false
+			if r.scan.Remain() == 0 {
+				r.collecting = false
 				if c.trackWrites {
-					c.noteWrites(c.msg[0], c.msg)
+					c.noteWrites(r.msg[0], r.msg)
 				}
-				if c.mustDefer(c.msg[0], c.msg) {
-					c.deferRest(c.msg, b[i:])
+				if c.mustDefer(r.msg[0], r.msg) {
+					c.deferRest(r.msg, b[i:])
 					return
 				}
-				if !c.handleMsg(c.msg[0], c.msg, nil) {
-					l.t.Send(s.h, c.msg)
+				if !c.handleMsg(r.msg[0], r.msg, nil) {
+					l.t.Send(s.h, r.msg)
 				}
-				if cap(c.msg) > 1<<16 {
-					c.msg = nil
+				if cap(r.msg) > 1<<16 {
+					r.msg = nil
 				}
 				if c.state != ClientActive {
 					return
@@ -209,7 +196,7 @@ func (c *Client) forward(b []byte) {
 			}
 			continue
 		}
-		n, st, typ, blen, err := c.scan.Next(b[i:])
+		n, st, typ, blen, err := r.scan.Next(b[i:])
 		if err != nil {
 			l.sendRange(s, b, start, i)
 			msg := "invalid message length"
@@ -220,7 +207,7 @@ func (c *Client) forward(b []byte) {
 			return
 		}
 		if !st {
-			if c.scan.Partial() { // header bytes held back
+			if r.scan.Partial() { // header bytes held back
 				l.sendRange(s, b, start, i)
 				start = i + n
 			}
@@ -247,16 +234,16 @@ func (c *Client) forward(b []byte) {
 			if pieced || len(b)-i-n < blen {
 				// Not all here: collect it.
 				l.sendRange(s, b, start, i)
-				c.msg = append(c.msg[:0], c.scan.Header()...)
+				r.msg = append(r.msg[:0], r.scan.Header()...)
 				i += n
 				start = i
 				if blen == 0 {
-					if !c.handleMsg(typ, c.msg, nil) {
-						l.t.Send(s.h, c.msg)
+					if !c.handleMsg(typ, r.msg, nil) {
+						l.t.Send(s.h, r.msg)
 					}
 					continue
 				}
-				c.collecting = true
+				r.collecting = true
 				continue
 			}
 			whole := b[i : i+n+blen]
@@ -265,11 +252,11 @@ func (c *Client) forward(b []byte) {
 			}
 			if c.mustDefer(typ, whole) {
 				l.sendRange(s, b, start, i)
-				c.scan.Reset()
+				r.scan.Reset()
 				c.deferRest(nil, b[i:])
 				return
 			}
-			c.scan.Skip(blen)
+			r.scan.Skip(blen)
 			if c.handleMsg(typ, whole, b[start:i]) {
 				start = i + n + blen
 			}
@@ -287,7 +274,7 @@ func (c *Client) forward(b []byte) {
 			l.Stats.Queries++
 		case pgproto.MsgFunctionCall:
 			if c.trackWrites {
-				c.writes.AddDatabase() // a function of unknown reach
+				c.cacheState().writes.AddDatabase() // a function of unknown reach
 			}
 			s.expect(pending{typ: 'F'})
 			l.Stats.Queries++
@@ -301,7 +288,7 @@ func (c *Client) forward(b []byte) {
 		}
 		if pieced {
 			l.sendRange(s, b, start, i)
-			l.t.Send(s.h, c.scan.Header())
+			l.t.Send(s.h, r.scan.Header())
 			start = i + n
 		}
 		i += n
@@ -387,6 +374,10 @@ func (c *Client) failRequest(code, msg string) {
 	st := c.stash
 	c.stash = nil
 	c.state = ClientIdle
+	if c.qc != nil { // never linked for this request: nothing was captured or written
+		c.qc.capArmed = false
+		c.loop.putCache(c)
+	}
 	syncs := 0
 	complete := 0
 	for len(st) >= pgproto.HeaderLen {
@@ -453,8 +444,8 @@ func (c *Client) close(r CloseReason) {
 	// Every disconnect's reason: at debug level, or at info with
 	// log_disconnections (counted in metrics either way).
 	if o.LogDisconnections {
-		o.Log.Info("client closed", "remote", c.remote.String(), "user", c.user, "db", c.database, "reason", r.String(), "state", prev.String())
+		o.Log.Info("client closed", "remote", c.remote().String(), "user", c.user(), "db", c.database(), "reason", r.String(), "state", prev.String())
 	} else if o.Log.Enabled(context.Background(), slog.LevelDebug) {
-		o.Log.Debug("client closed", "remote", c.remote.String(), "user", c.user, "db", c.database, "reason", r.String(), "state", prev.String())
+		o.Log.Debug("client closed", "remote", c.remote().String(), "user", c.user(), "db", c.database(), "reason", r.String(), "state", prev.String())
 	}
 }

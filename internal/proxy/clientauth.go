@@ -139,8 +139,11 @@ func (c *Client) parseStartup(body []byte, code uint32) bool {
 	if minor := code & 0xffff; minor > 0 || len(unknownOpts) > 0 {
 		c.send(appendNegotiateVersion(l.scratch[:0], 0, unknownOpts))
 	}
-	c.user = l.pi.str(user)
-	c.database = l.pi.str(db)
+	if c.login == nil {
+		c.login = &clientLogin{}
+	}
+	c.login.user = l.pi.str(user)
+	c.login.database = l.pi.str(db)
 	for i := 0; i < len(kv); i += 2 {
 		kv[i], kv[i+1] = l.pi.str([]byte(kv[i])), l.pi.str([]byte(kv[i+1]))
 	}
@@ -229,9 +232,9 @@ func (c *Client) beginAuth() {
 		return
 	}
 	c.state = ClientAuth
-	c.secret, c.haveSecret = o.Secrets[c.user]
-	if !c.haveSecret && o.AuthType != AuthTrust && o.AuthUser != "" && c.user != o.AuthUser {
-		c.authState = authLookup
+	c.login.secret, c.login.haveSecret = o.Secrets[c.user()]
+	if !c.login.haveSecret && o.AuthType != AuthTrust && o.AuthUser != "" && c.user() != o.AuthUser {
+		c.login.authState = authLookup
 		l.lookupSecret(c)
 		return
 	}
@@ -246,24 +249,24 @@ func (c *Client) startAuthExchange() {
 	case AuthTrust:
 		c.authOK(nil)
 	case AuthMD5:
-		if !c.haveSecret || c.secret.Kind != auth.SecretScram {
-			c.md5salt = auth.NewMD5Challenge(l.rnd)
-			c.authState = authMD5
-			c.send(pgproto.AppendAuth(l.scratch[:0], pgproto.AuthMD5Password, c.md5salt[:]))
+		if !c.login.haveSecret || c.login.secret.Kind != auth.SecretScram {
+			c.login.md5salt = auth.NewMD5Challenge(l.rnd)
+			c.login.authState = authMD5
+			c.send(pgproto.AppendAuth(l.scratch[:0], pgproto.AuthMD5Password, c.login.md5salt[:]))
 			return
 		}
 		fallthrough // SCRAM secret: md5 is impossible, use SCRAM as PgBouncer does
 	default:
 		var err error
-		if c.haveSecret {
-			c.scram, err = auth.NewScramServer(c.user, c.secret, l.rnd)
+		if c.login.haveSecret {
+			c.login.scram, err = auth.NewScramServer(c.user(), c.login.secret, l.rnd)
 		}
-		if !c.haveSecret || err != nil {
-			c.haveSecret = false
-			c.scram, _ = auth.NewScramServerUnknownUserStable(c.user, mockKey, l.rnd)
+		if !c.login.haveSecret || err != nil {
+			c.login.haveSecret = false
+			c.login.scram, _ = auth.NewScramServerUnknownUserStable(c.user(), mockKey, l.rnd)
 		}
-		c.authState = authSASLInitial
-		c.send(pgproto.AppendAuth(l.scratch[:0], pgproto.AuthSASL, c.scram.Mechanisms()))
+		c.login.authState = authSASLInitial
+		c.send(pgproto.AppendAuth(l.scratch[:0], pgproto.AuthSASL, c.login.scram.Mechanisms()))
 	}
 }
 
@@ -281,7 +284,7 @@ func (c *Client) handleAuthMessage() int {
 		c.close(ReasonClientTerminate)
 		return 0
 	}
-	if c.authState == authLookup {
+	if c.login.authState == authLookup {
 		return 0 // the client speaks before we asked: keep it until the lookup ends
 	}
 	if typ != pgproto.MsgPassword {
@@ -290,29 +293,29 @@ func (c *Client) handleAuthMessage() int {
 	}
 	body := c.stash[pgproto.HeaderLen:total]
 	l := c.loop
-	switch c.authState {
+	switch c.login.authState {
 	case authMD5:
 		resp, _, ok := bytes.Cut(body, []byte{0})
-		if !ok || !c.haveSecret || auth.VerifyMD5(c.secret, c.user, c.md5salt, string(resp)) != nil {
+		if !ok || !c.login.haveSecret || auth.VerifyMD5(c.login.secret, c.user(), c.login.md5salt, string(resp)) != nil {
 			c.authFailed()
 			return 0
 		}
 		c.authOK(nil)
 	case authSASLInitial:
-		sf, err := c.scram.HandleInitial(body)
+		sf, err := c.login.scram.HandleInitial(body)
 		if err != nil {
 			c.authError(err)
 			return 0
 		}
-		c.authState = authSASLFinal
+		c.login.authState = authSASLFinal
 		c.send(pgproto.AppendAuth(l.scratch[:0], pgproto.AuthSASLContinue, sf))
 	case authSASLFinal:
-		fin, err := c.scram.HandleFinal(body)
-		if err != nil || !c.haveSecret {
+		fin, err := c.login.scram.HandleFinal(body)
+		if err != nil || !c.login.haveSecret {
 			c.authError(err)
 			return 0
 		}
-		ck := c.scram.ClientKey()
+		ck := c.login.scram.ClientKey()
 		out := pgproto.AppendAuth(l.scratch[:0], pgproto.AuthSASLFinal, fin)
 		c.send(out)
 		c.authOK(&ck)
@@ -332,7 +335,7 @@ func (c *Client) authError(err error) {
 }
 
 func (c *Client) authFailed() {
-	c.fatal(codeInvalidPassword, "password authentication failed for user \""+c.user+"\"", ReasonAuthFailed)
+	c.fatal(codeInvalidPassword, "password authentication failed for user \""+c.user()+"\"", ReasonAuthFailed)
 }
 
 // authOK finishes authentication: it records how to log in to the backend as
@@ -340,20 +343,20 @@ func (c *Client) authFailed() {
 // the pool's first server login to learn the server parameters).
 func (c *Client) authOK(clientKey *[32]byte) {
 	l := c.loop
-	c.scram = nil
-	c.authState = authNone
-	c.pool = l.pool(c.database, c.user)
-	creds := &auth.BackendCreds{User: c.user}
-	if c.haveSecret {
-		switch c.secret.Kind {
+	lg := c.login
+	c.login = nil // logged in: the login state goes (user and database are the pool's)
+	c.pool = l.pool(lg.database, lg.user)
+	creds := &auth.BackendCreds{User: lg.user}
+	if lg.haveSecret {
+		switch lg.secret.Kind {
 		case auth.SecretPlain:
-			creds.Plain = c.secret.Plain
+			creds.Plain = lg.secret.Plain
 		case auth.SecretMD5:
-			creds.MD5 = c.secret.MD5
+			creds.MD5 = lg.secret.MD5
 		case auth.SecretScram:
 			if clientKey != nil {
 				ck := *clientKey
-				sk := c.secret.Scram.ServerKey
+				sk := lg.secret.Scram.ServerKey
 				creds.ClientKey, creds.ServerKey = &ck, &sk
 			}
 		}
@@ -365,8 +368,7 @@ func (c *Client) authOK(clientKey *[32]byte) {
 	}
 	l.sh.cancels.register(c)
 	l.logins.remove(c)
-	c.scan.Max = l.opts().MaxMessageSize
-	if isAdminDB(c.database) {
+	if isAdminDB(c.database()) {
 		c.adminWelcome()
 		return
 	}
@@ -412,7 +414,7 @@ func (c *Client) sendWelcome(fromWait bool) {
 	c.send(out)
 	c.state = ClientIdle
 	if o := l.opts(); o.LogConnections {
-		o.Log.Info("client logged in", "remote", c.remote.String(), "user", c.user, "db", c.database)
+		o.Log.Info("client logged in", "remote", c.remote().String(), "user", c.user(), "db", c.database())
 	}
 	if fromWait && len(c.stash) > 0 {
 		c.startRequest()

@@ -138,8 +138,8 @@ type ClientDetail struct {
 // EachClientDetail calls fn for every client of the loop. Call it on the loop.
 func (l *Loop) EachClientDetail(fn func(ClientDetail)) {
 	for c := l.all.head; c != nil; c = c.allNext {
-		cd := ClientDetail{ClientInfo: ClientInfo{User: c.user, Database: c.database, State: c.state,
-			Remote: c.remote.String(), ConnectTime: c.connected, PID: c.cancelPID, Params: c.params,
+		cd := ClientDetail{ClientInfo: ClientInfo{User: c.user(), Database: c.database(), State: c.state,
+			Remote: c.remote().String(), ConnectTime: c.connected, PID: c.cancelPID, Params: c.params,
 			Admin: c.admin != nil}, Since: c.since, Prepared: len(c.stmts)}
 		if c.state == ClientWaiting {
 			cd.WaitSince = c.since

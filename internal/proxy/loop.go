@@ -36,6 +36,7 @@ type Loop struct {
 	all     allClients           // every client, for inspection
 
 	freeBufs [][]byte         // stash buffers for reuse
+	mem      clientMem        // free client side objects (clientmem.go)
 	stmts    map[string]*Stmt // interned prepared statements
 
 	scan   sqlscan.Scanner // statement classifier (routing)
@@ -116,7 +117,8 @@ func (l *Loop) log() *slog.Logger { return l.sh.Options().Log }
 // Accept implements Acceptor.
 func (l *Loop) Accept(h Handle, remote netip.AddrPort) Endpoint {
 	l.now = time.Now().UnixNano()
-	c := &Client{loop: l, h: h, remote: remote, state: ClientStartup, since: l.now, connected: l.now}
+	c := &Client{loop: l, h: h, state: ClientStartup, since: l.now, connected: l.now}
+	c.setRemote(remote)
 	l.all.add(c)
 	l.clients++
 	l.sh.clients.Add(1)

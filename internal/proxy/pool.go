@@ -220,6 +220,7 @@ func (l *Loop) link(c *Client, s *Server) {
 	}
 	s.linkedAt = now
 	s.backend.busy.Add(1)
+	l.getRun(c)
 	c.server, s.client = s, c
 	c.state, s.state = ClientActive, ServerActive
 	s.lastUsed = l.now
@@ -233,9 +234,12 @@ func (l *Loop) link(c *Client, s *Server) {
 		s.params = c.params
 	}
 	c.trackWrites = c.loop.opts().Cache != nil && c.cacheOn()
-	if c.capArmed {
-		c.capArmed = false
-		c.cap.on = true
+	if c.trackWrites {
+		c.cacheState()
+	}
+	if c.qc != nil && c.qc.capArmed {
+		c.qc.capArmed = false
+		c.qc.cap.on = true
 	}
 	if c.stash != nil {
 		b := c.stash
@@ -274,7 +278,7 @@ func (l *Loop) unlink(c *Client, s *Server) {
 // when the client's transaction (or statement) is over.
 func (l *Loop) release(s *Server) {
 	c := s.client
-	if c == nil || s.q.n > 0 || s.extOpen || c.collecting || c.scan.InMessage() {
+	if c == nil || s.q.n > 0 || s.extOpen || c.run.collecting || c.run.scan.InMessage() {
 		return
 	}
 	switch l.opts().PoolMode {
@@ -290,11 +294,13 @@ func (l *Loop) release(s *Server) {
 			return
 		}
 	}
-	if c.cap != nil && c.cap.on {
+	if c.capturing() {
 		c.cacheStore(s)
 	}
 	l.unlink(c, s)
 	c.state = ClientIdle
+	l.putRun(c) // idle: no per-client state beyond the Client
+	l.putCache(c)
 	now := l.now
 	x := now - s.linkedAt
 	l.Stats.XactNanos += uint64(x)
@@ -322,14 +328,15 @@ func (l *Loop) detach(c *Client) {
 	if s == nil {
 		return
 	}
+	inMsg := c.run != nil && (c.run.collecting || c.run.scan.InMessage())
 	l.unlink(c, s)
-	clean := s.q.n == 0 && !s.extOpen && !c.collecting && !c.scan.InMessage() && s.state == ServerActive
-	if !clean && c.trackWrites && !c.writes.Empty() {
+	clean := s.q.n == 0 && !s.extOpen && !inMsg && s.state == ServerActive
+	if !clean && c.trackWrites && c.qc != nil && !c.qc.writes.Empty() {
 		// Requests in flight may commit after the client left: invalidate
 		// now, and again when the server finishes them (or is lost).
 		c.commitWritesKeep(s)
 	}
-	if !clean && s.q.n > 0 && !s.extOpen && !c.collecting && !c.scan.InMessage() && s.state == ServerActive {
+	if !clean && s.q.n > 0 && !s.extOpen && !inMsg && s.state == ServerActive {
 		// Let the server finish what it runs (answers dropped), then reuse
 		// it (or roll back / close it) as after a normal reset.
 		for i := 0; i < s.q.n; i++ {

@@ -238,9 +238,8 @@ func (c *Client) handleMsg(typ byte, msg, pre []byte) (replaced bool) {
 		}
 		s.extOpen = true
 		if len(p.Name) == 0 {
-			c.unnamed = append(c.unnamed[:0], msg...)
-			c.unnamedSeq++
-			s.unnamedBy, s.unnamedSeq = c, c.unnamedSeq
+			c.setUnnamed(msg)
+			s.unnamedBy, s.unnamedSeq = c, c.unnamedSeq()
 			s.expect(pending{typ: 'P'})
 			l.t.Send(s.h, msg)
 			return true
@@ -316,7 +315,7 @@ func (c *Client) handleMsg(typ byte, msg, pre []byte) (replaced bool) {
 		}
 		if len(name) == 0 {
 			if typ == pgproto.MsgClose {
-				c.unnamed = nil
+				c.dropUnnamed()
 				if s.unnamedBy == c {
 					s.unnamedBy = nil
 					s.expect(pending{typ: typ})
@@ -370,20 +369,21 @@ func (c *Client) handleMsg(typ byte, msg, pre []byte) (replaced bool) {
 // the client gets PostgreSQL's own "does not exist" error and never another
 // client's statement.
 func (c *Client) prepareUnnamed(s *Server) {
-	if s.unnamedBy == c && s.unnamedSeq == c.unnamedSeq {
+	if s.unnamedBy == c && s.unnamedSeq == c.unnamedSeq() {
 		return
 	}
 	l := c.loop
-	if c.unnamed == nil {
+	un := c.unnamedParse()
+	if un == nil {
 		l.t.Send(s.h, pgproto.AppendTarget(l.scratch[:0], 'C', 'S', ""))
 		s.expect(pending{typ: 'C', flags: pSwallow})
 		s.unnamedBy = c
-		s.unnamedSeq = c.unnamedSeq
+		s.unnamedSeq = c.unnamedSeq()
 		return
 	}
-	l.t.Send(s.h, c.unnamed)
+	l.t.Send(s.h, un)
 	s.expect(pending{typ: 'P', flags: pSwallow})
-	s.unnamedBy, s.unnamedSeq = c, c.unnamedSeq
+	s.unnamedBy, s.unnamedSeq = c, c.unnamedSeq()
 }
 
 // handleQuery answers a lone DEALLOCATE of the client's own statements (as
@@ -454,7 +454,7 @@ func (s *Server) serverTag(tag []byte) {
 		s.params = s.loop.pi.empty
 		if c := s.client; c != nil {
 			c.stmts = nil
-			c.unnamed = nil
+			c.dropUnnamed()
 			c.params = c.startParams
 		}
 	case "DEALLOCATE ALL":

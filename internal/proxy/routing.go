@@ -47,7 +47,7 @@ const rywWindow = int64(time.Second)
 func (c *Client) routeRequest() (b *Backend, wait bool) {
 	l := c.loop
 	o := l.opts()
-	mode := o.routeModeFor(c.user, c.database)
+	mode := o.routeModeFor(c.user(), c.database())
 	if o.PoolMode == ModeSession || mode == RoutePrimary || !l.haveReplicas() {
 		c.wrote = true
 		return l.sh.pickPrimary(l.now), false
@@ -56,7 +56,7 @@ func (c *Client) routeRequest() (b *Backend, wait bool) {
 	if wait {
 		return nil, true
 	}
-	if readOnly && c.capArmed && c.cap != nil && (l.now-c.cap.snap.LastWrite() < int64(cacheStandbyQuiet) ||
+	if readOnly && c.qc != nil && c.qc.capArmed && (l.now-c.qc.cap.snap.LastWrite() < int64(cacheStandbyQuiet) ||
 		o.MaxReplicaLag <= 0 || o.MaxReplicaLag > cacheStandbyQuiet/2) {
 		// A result to be cached must not come from a standby that may not
 		// have replayed a recent write to its tables: read the primary.
@@ -122,10 +122,11 @@ func (c *Client) classifyHead(mode RouteMode) (readOnly bool, text []byte, wait 
 			return false, nil, false
 		}
 		if len(name) == 0 {
-			if c.unnamed == nil {
+			un := c.unnamedParse()
+			if un == nil {
 				return false, nil, false
 			}
-			p, _ := pgproto.DecodeParse(c.unnamed[pgproto.HeaderLen:])
+			p, _ := pgproto.DecodeParse(un[pgproto.HeaderLen:])
 			return c.loop.readOnlySQL(p.Query, mode), p.Query, false
 		}
 		if cs, ok := c.stmts[string(name)]; ok {
@@ -229,12 +230,11 @@ func (l *Loop) pickReplica(c *Client, text []byte) *Backend {
 	if o.Routing == route.Hash {
 		switch o.HashKey {
 		case HashUser:
-			key = append(l.keybuf[:0], c.user...)
+			key = append(l.keybuf[:0], c.user()...)
 		case HashQuery:
 			key = text
 		default:
-			a := c.remote.Addr().As16()
-			key = append(l.keybuf[:0], a[:]...)
+			key = append(l.keybuf[:0], c.addr[:]...) // As16 of the address
 		}
 	}
 	i := l.picker.Pick(o.Routing, l.cands, key)
@@ -272,7 +272,7 @@ func (o *Options) routeModeFor(user, db string) RouteMode {
 // client (between transactions) must go to the primary instead.
 func (c *Client) needsPrimary(typ byte, msg []byte) bool {
 	l := c.loop
-	mode := l.opts().routeModeFor(c.user, c.database)
+	mode := l.opts().routeModeFor(c.user(), c.database())
 	body := msg[pgproto.HeaderLen:]
 	switch typ {
 	case pgproto.MsgQuery:
@@ -339,8 +339,8 @@ func (c *Client) classifySegment(mode RouteMode) (readOnly bool, text []byte, wa
 			switch {
 			case len(name) == 0 && unnamed != nil:
 				q = unnamed
-			case len(name) == 0 && c.unnamed != nil:
-				p, _ := pgproto.DecodeParse(c.unnamed[pgproto.HeaderLen:])
+			case len(name) == 0 && c.unnamedParse() != nil:
+				p, _ := pgproto.DecodeParse(c.unnamedParse()[pgproto.HeaderLen:])
 				q = p.Query
 				if !l.readOnlySQL(q, mode) {
 					return false, nil, false

@@ -262,10 +262,10 @@ func (s *Server) endMessage(b []byte, start *int, i int) bool {
 		}
 	case pgproto.MsgErrorResponse:
 		if c := s.client; c != nil && s.state == ServerActive && !drop {
-			c.txFailed = true // the implicit transaction rolls back
-			c.capFailed = true
-			if c.cap != nil {
-				c.cap.on = false
+			if q := c.qc; q != nil {
+				q.txFailed = true // the implicit transaction rolls back
+				q.capFailed = true
+				q.cap.on = false
 			}
 		}
 		if keep && s.serverError(b, start, i, body) {

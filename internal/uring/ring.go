@@ -36,6 +36,14 @@ type Options struct {
 	// Clamp sets IORING_SETUP_CLAMP: clamp entries to the kernel maxima
 	// instead of failing.
 	Clamp bool
+	// RawWait makes blocking waits raw system calls: the Go scheduler is not
+	// told the thread may block, so it neither hands the P to another thread
+	// nor keeps sysmon polling for it. Only for a goroutine locked to its
+	// thread (an event loop) when GOMAXPROCS leaves a P for everything else:
+	// the runtime still preempts the goroutine by signal (the wait returns
+	// EINTR, which submitAndWait retries) for garbage collection and every
+	// 10 ms.
+	RawWait bool
 	// Flags is ORed into the setup flags as is. SQPOLL, IOPOLL, SQE128,
 	// CQE32, NO_MMAP and REGISTERED_FD_ONLY are not supported by this binding.
 	Flags uint32
@@ -73,6 +81,7 @@ func (o Options) setupFlags() (uint32, error) {
 // be the thread that called New when SingleIssuer or DeferTaskrun is set.
 type Ring struct {
 	fd       int
+	raw      bool // Options.RawWait
 	flags    uint32
 	features uint32
 
@@ -118,7 +127,7 @@ func New(entries uint32, opts Options) (*Ring, error) {
 	if err != nil {
 		return nil, setupError(entries, flags, err)
 	}
-	r := &Ring{fd: fd, flags: p.Flags, features: p.Features}
+	r := &Ring{fd: fd, raw: opts.RawWait, flags: p.Flags, features: p.Features}
 	if err := r.mapRings(&p); err != nil {
 		r.unmap()
 		unix.Close(fd)
@@ -351,7 +360,7 @@ func (r *Ring) Submit() (int, error) {
 		return 0, nil
 	}
 	for {
-		n, errno := sysEnter(r.fd, toSubmit, 0, flags, nil, 0)
+		n, errno := sysEnterNoWait(r.fd, toSubmit, 0, flags, nil, 0)
 		if errno == syscall.EINTR {
 			toSubmit = r.flushSQ()
 			continue
@@ -373,7 +382,7 @@ const maxTaskrunLoops = 1 << 14
 func (r *Ring) runTaskwork(toSubmit uint32) (int, error) {
 	submitted := 0
 	for i := 0; i < maxTaskrunLoops; i++ {
-		n, errno := sysEnter(r.fd, toSubmit, 0, EnterGetEvents, nil, 0)
+		n, errno := sysEnterNoWait(r.fd, toSubmit, 0, EnterGetEvents, nil, 0)
 		if errno == syscall.EINTR {
 			toSubmit = r.flushSQ()
 			continue
@@ -426,10 +435,7 @@ func (r *Ring) submitAndWait(waitNr uint32, timeout time.Duration) (int, error) 
 	if waitNr > r.cqEnts {
 		waitNr = r.cqEnts // the kernel clamps min_complete the same way
 	}
-	var deadline time.Time
-	if timeout >= 0 {
-		deadline = time.Now().Add(timeout)
-	}
+	var deadline time.Time // set at the first blocking wait: no clock read when completions are ready
 	submitted := 0
 	for {
 		toSubmit := r.flushSQ()
@@ -446,7 +452,7 @@ func (r *Ring) submitAndWait(waitNr uint32, timeout time.Duration) (int, error) 
 			if toSubmit == 0 {
 				return submitted, nil
 			}
-			n, errno := sysEnter(r.fd, toSubmit, 0, 0, nil, 0)
+			n, errno := sysEnterNoWait(r.fd, toSubmit, 0, 0, nil, 0)
 			if errno == syscall.EINTR {
 				continue
 			}
@@ -460,8 +466,10 @@ func (r *Ring) submitAndWait(waitNr uint32, timeout time.Duration) (int, error) 
 		var arg unsafe.Pointer
 		var argSz uintptr
 		if timeout >= 0 {
-			rem := time.Until(deadline)
-			if rem < 0 {
+			rem := timeout
+			if deadline.IsZero() {
+				deadline = time.Now().Add(timeout)
+			} else if rem = time.Until(deadline); rem < 0 {
 				rem = 0
 			}
 			r.waitTS = Timespec{Sec: int64(rem / time.Second), Nsec: int64(rem % time.Second)}
@@ -469,7 +477,7 @@ func (r *Ring) submitAndWait(waitNr uint32, timeout time.Duration) (int, error) 
 			arg, argSz = unsafe.Pointer(&r.waitArg), unsafe.Sizeof(r.waitArg)
 			flags |= EnterExtArg
 		}
-		n, errno := sysEnter(r.fd, toSubmit, waitNr, flags, arg, argSz)
+		n, errno := sysEnter(r.raw, r.fd, toSubmit, waitNr, flags, arg, argSz)
 		runtime.KeepAlive(r)
 		switch errno {
 		case 0:
@@ -487,7 +495,7 @@ func (r *Ring) submitAndWait(waitNr uint32, timeout time.Duration) (int, error) 
 		if r.CQReady() >= waitNr {
 			return submitted, nil
 		}
-		if timeout >= 0 && !time.Now().Before(deadline) && !r.NeedsEnter() {
+		if timeout >= 0 && !deadline.IsZero() && !time.Now().Before(deadline) && !r.NeedsEnter() {
 			return submitted, ErrTimeout
 		}
 	}

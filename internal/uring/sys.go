@@ -138,11 +138,28 @@ func sysSetup(entries uint32, p *params) (int, error) {
 	return int(fd), nil
 }
 
-// sysEnter is io_uring_enter(2). It can block, so it goes through
-// syscall.Syscall6 (which tells the scheduler), never RawSyscall. EINTR is
-// returned to the caller, which knows whether to retry and with what timeout.
-func sysEnter(fd int, toSubmit, minComplete, flags uint32, arg unsafe.Pointer, argSz uintptr) (int, syscall.Errno) {
+// sysEnter is io_uring_enter(2) for a call that may block (minComplete >
+// 0): it goes through syscall.Syscall6, which tells the scheduler, unless raw
+// is set (see Options.RawWait). EINTR is returned to the caller, which knows
+// whether to retry and with what timeout.
+func sysEnter(raw bool, fd int, toSubmit, minComplete, flags uint32, arg unsafe.Pointer, argSz uintptr) (int, syscall.Errno) {
+	if raw {
+		return sysEnterNoWait(fd, toSubmit, minComplete, flags, arg, argSz)
+	}
 	n, _, errno := syscall.Syscall6(unix.SYS_IO_URING_ENTER, uintptr(fd), uintptr(toSubmit),
+		uintptr(minComplete), uintptr(flags), uintptr(arg), argSz)
+	if errno != 0 {
+		return 0, errno
+	}
+	return int(n), 0
+}
+
+// sysEnterNoWait is io_uring_enter(2) for a call that does not wait for
+// completions (submit, run deferred task work): it returns as soon as the
+// kernel has issued the SQEs, so it skips the scheduler's syscall hand-off
+// (entersyscall/exitsyscall) through RawSyscall6.
+func sysEnterNoWait(fd int, toSubmit, minComplete, flags uint32, arg unsafe.Pointer, argSz uintptr) (int, syscall.Errno) {
+	n, _, errno := syscall.RawSyscall6(unix.SYS_IO_URING_ENTER, uintptr(fd), uintptr(toSubmit),
 		uintptr(minComplete), uintptr(flags), uintptr(arg), argSz)
 	if errno != 0 {
 		return 0, errno

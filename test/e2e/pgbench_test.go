@@ -82,7 +82,9 @@ func testPgbench(t *testing.T, mode string, selectOnly bool, seconds int) {
 	if sampleErr != nil {
 		t.Errorf("sampling pg_stat_activity: %v", sampleErr)
 	}
-	if samples < seconds*5 {
+	// One sample a second at least: each takes a /proc scan and a query, which
+	// a loaded 2-core machine slows to a few hundred ms.
+	if samples < seconds {
 		t.Errorf("only %d samples of pg_stat_activity in %d s", samples, seconds)
 	}
 	if maxSeen > maxServer {

@@ -55,6 +55,11 @@ type Options struct {
 	// another ring, up to what MaxConns needs (at most 256 rings).
 	// 0: one ring.
 	MaxConns int
+	// RawWait makes each loop block in io_uring_enter through a raw system
+	// call (uring.Options.RawWait): no P hand-off and no sysmon polling per
+	// wait. Set it only when GOMAXPROCS exceeds the number of loops, so a P
+	// stays free for the rest of the process.
+	RawWait bool
 }
 
 func (o Options) withDefaults() (Options, error) {

@@ -116,6 +116,7 @@ type loop struct {
 
 	now      int64
 	nextTick int64
+	clock    time.Time // wall+monotonic base of now, re-read every tick
 	exit     bool
 	cqes     [cqeBatch]uring.CQE
 
@@ -156,7 +157,7 @@ func (l *loop) run(ready chan<- error) {
 
 func (l *loop) setup() error {
 	o := l.o
-	r, err := uring.New(o.SQEntries, uring.Options{DeferTaskrun: true, CQEntries: o.CQEntries, SubmitAll: true, Clamp: true})
+	r, err := uring.New(o.SQEntries, uring.Options{DeferTaskrun: true, CQEntries: o.CQEntries, SubmitAll: true, Clamp: true, RawWait: o.RawWait})
 	if err != nil {
 		return err
 	}
@@ -225,7 +226,8 @@ func (l *loop) teardown() {
 
 // serve is the event loop.
 func (l *loop) serve() error {
-	l.now = time.Now().UnixNano()
+	l.clock = time.Now()
+	l.now = l.clock.UnixNano()
 	l.nextTick = l.now + int64(tickInterval)
 	l.armEventfd()
 	for !l.exit {
@@ -245,7 +247,10 @@ func (l *loop) serve() error {
 				return fmt.Errorf("io_uring_enter: %w", err)
 			}
 		}
-		l.now = time.Now().UnixNano()
+		// One monotonic clock read per batch (time.Now reads two clocks);
+		// the wall-clock base is re-read every tick, so now never drifts
+		// from time.Now by more than a tick's clock adjustment.
+		l.now = l.clock.UnixNano() + int64(time.Since(l.clock))
 		l.core.SetNow(l.now) // the core reads no clock on the per-query path
 		l.reap(0)
 		if len(l.rings) > 1 {
@@ -256,6 +261,9 @@ func (l *loop) serve() error {
 		}
 		l.runPosts()
 		if l.now >= l.nextTick {
+			l.clock = time.Now()
+			l.now = l.clock.UnixNano()
+			l.core.SetNow(l.now)
 			l.core.Tick()
 			l.checkLinger()
 			l.nextTick = l.now + int64(tickInterval)

@@ -99,7 +99,7 @@ func (l *loop) clientSlot() (uint32, bool) {
 // on ring 0.
 func (l *loop) addRing() (err error) {
 	o := l.o
-	r, err := uring.New(o.SQEntries, uring.Options{DeferTaskrun: true, CQEntries: o.CQEntries, SubmitAll: true, Clamp: true})
+	r, err := uring.New(o.SQEntries, uring.Options{DeferTaskrun: true, CQEntries: o.CQEntries, SubmitAll: true, Clamp: true, RawWait: o.RawWait})
 	if err != nil {
 		return err
 	}
