@@ -209,6 +209,8 @@ const (
 	regRegisterPbufRing   = 22
 	regUnregisterPbufRing = 23
 	regSyncCancel         = 24
+	regRegisterRingFds    = 20
+	regUnregisterRingFds  = 21
 )
 
 const (

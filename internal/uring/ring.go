@@ -81,7 +81,10 @@ func (o Options) setupFlags() (uint32, error) {
 // be the thread that called New when SingleIssuer or DeferTaskrun is set.
 type Ring struct {
 	fd       int
-	raw      bool // Options.RawWait
+	raw      bool   // Options.RawWait
+	enterFd  int    // what io_uring_enter gets: fd, or the registered index (RegisterRingFd)
+	enterFlg uint32 // EnterRegisteredRing once registered
+	regIndex int    // registered ring index; -1 when not registered
 	flags    uint32
 	features uint32
 
@@ -127,7 +130,7 @@ func New(entries uint32, opts Options) (*Ring, error) {
 	if err != nil {
 		return nil, setupError(entries, flags, err)
 	}
-	r := &Ring{fd: fd, raw: opts.RawWait, flags: p.Flags, features: p.Features}
+	r := &Ring{fd: fd, raw: opts.RawWait, enterFd: fd, regIndex: -1, flags: p.Flags, features: p.Features}
 	if err := r.mapRings(&p); err != nil {
 		r.unmap()
 		unix.Close(fd)
@@ -235,6 +238,13 @@ func (r *Ring) Close() error {
 		return nil
 	}
 	var errs []error
+	if r.regIndex >= 0 {
+		upd := rsrcUpdate{Offset: uint32(r.regIndex)}
+		if _, err := sysRegister(r.fd, regUnregisterRingFds, unsafe.Pointer(&upd), 1); err != nil {
+			errs = append(errs, fmt.Errorf("uring: close: unregister ring fd: %w", err))
+		}
+		r.regIndex, r.enterFd, r.enterFlg = -1, r.fd, 0
+	}
 	cancelErr := r.cancelAllSync(time.Second)
 	if cancelErr != nil && len(r.bufRings) > 0 {
 		errs = append(errs, fmt.Errorf("uring: close: cancel in-flight requests (buffer ring memory is leaked, "+
@@ -273,6 +283,26 @@ func (r *Ring) cancelAllSync(timeout time.Duration) error {
 
 // Fd returns the ring's file descriptor (the target of PrepMsgRing).
 func (r *Ring) Fd() int { return r.fd }
+
+// RegisterRingFd registers the ring's fd with the calling thread
+// (IORING_REGISTER_RING_FDS, kernel >= 5.18): later io_uring_enter calls
+// skip the kernel's fd lookup (fdget/fdput per call). Registered rings
+// belong to the registering thread: call it only for a ring used from one
+// goroutine locked to its OS thread, from that goroutine. A thread holds at
+// most 16; on any error the ring keeps entering by fd.
+func (r *Ring) RegisterRingFd() error {
+	if r.regIndex >= 0 {
+		return nil
+	}
+	upd := rsrcUpdate{Offset: ^uint32(0), Data: uint64(r.fd)} // offset -1: the kernel picks a slot
+	_, err := sysRegister(r.fd, regRegisterRingFds, unsafe.Pointer(&upd), 1)
+	runtime.KeepAlive(&upd)
+	if err != nil {
+		return fmt.Errorf("uring: register ring fd: %w", err)
+	}
+	r.regIndex, r.enterFd, r.enterFlg = int(upd.Offset), int(upd.Offset), EnterRegisteredRing
+	return nil
+}
 
 // Flags returns the setup flags the ring was created with.
 func (r *Ring) Flags() uint32 { return r.flags }
@@ -360,7 +390,7 @@ func (r *Ring) Submit() (int, error) {
 		return 0, nil
 	}
 	for {
-		n, errno := sysEnterNoWait(r.fd, toSubmit, 0, flags, nil, 0)
+		n, errno := sysEnterNoWait(r.enterFd, toSubmit, 0, flags|r.enterFlg, nil, 0)
 		if errno == syscall.EINTR {
 			toSubmit = r.flushSQ()
 			continue
@@ -382,7 +412,7 @@ const maxTaskrunLoops = 1 << 14
 func (r *Ring) runTaskwork(toSubmit uint32) (int, error) {
 	submitted := 0
 	for i := 0; i < maxTaskrunLoops; i++ {
-		n, errno := sysEnterNoWait(r.fd, toSubmit, 0, EnterGetEvents, nil, 0)
+		n, errno := sysEnterNoWait(r.enterFd, toSubmit, 0, EnterGetEvents|r.enterFlg, nil, 0)
 		if errno == syscall.EINTR {
 			toSubmit = r.flushSQ()
 			continue
@@ -452,7 +482,7 @@ func (r *Ring) submitAndWait(waitNr uint32, timeout time.Duration) (int, error) 
 			if toSubmit == 0 {
 				return submitted, nil
 			}
-			n, errno := sysEnterNoWait(r.fd, toSubmit, 0, 0, nil, 0)
+			n, errno := sysEnterNoWait(r.enterFd, toSubmit, 0, r.enterFlg, nil, 0)
 			if errno == syscall.EINTR {
 				continue
 			}
@@ -477,7 +507,7 @@ func (r *Ring) submitAndWait(waitNr uint32, timeout time.Duration) (int, error) 
 			arg, argSz = unsafe.Pointer(&r.waitArg), unsafe.Sizeof(r.waitArg)
 			flags |= EnterExtArg
 		}
-		n, errno := sysEnter(r.raw, r.fd, toSubmit, waitNr, flags, arg, argSz)
+		n, errno := sysEnter(r.raw, r.enterFd, toSubmit, waitNr, flags|r.enterFlg, arg, argSz)
 		runtime.KeepAlive(r)
 		switch errno {
 		case 0:

@@ -443,3 +443,71 @@ func TestWaitEINTR(t *testing.T) {
 	close(stop)
 	t.Logf("%d signals sent to the waiting thread", <-done)
 }
+
+// A ring registered with its thread (RegisterRingFd) enters by index, with
+// raw waits, and unregisters on Close.
+func TestRegisteredRingRawWait(t *testing.T) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	r, err := New(8, Options{DeferTaskrun: true, RawWait: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if err := r.RegisterRingFd(); err != nil {
+		t.Fatal(err)
+	}
+	if r.enterFlg != EnterRegisteredRing || r.regIndex < 0 {
+		t.Fatalf("not registered: index %d flags %#x", r.regIndex, r.enterFlg)
+	}
+	var c [1]CQE
+	for i := 0; i < 50; i++ {
+		r.GetSQE().PrepNop().SetUserData(uint64(i))
+		if _, err := r.SubmitAndWaitTimeout(1, time.Second); err != nil {
+			t.Fatalf("SubmitAndWaitTimeout: %v", err)
+		}
+		if r.PeekBatch(c[:]) != 1 || c[0].UserData != uint64(i) {
+			t.Fatalf("CQE %d: %+v", i, c[0])
+		}
+	}
+	// A blocking raw wait that times out.
+	start := time.Now()
+	if _, err := r.SubmitAndWaitTimeout(1, 20*time.Millisecond); !errors.Is(err, ErrTimeout) {
+		t.Fatalf("wait: %v, want ErrTimeout", err)
+	}
+	if d := time.Since(start); d < 15*time.Millisecond {
+		t.Fatalf("raw wait returned after %v", d)
+	}
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if r.regIndex != -1 {
+		t.Fatal("still registered after Close")
+	}
+}
+
+// A goroutine blocked in a raw wait must not hold up a stop-the-world: the
+// runtime's preemption signal interrupts the wait (EINTR) and the retry path
+// reaches a preemption point.
+func TestRawWaitDoesNotBlockGC(t *testing.T) {
+	const wait = 3 * time.Second
+	ready := make(chan struct{})
+	go func() {
+		runtime.LockOSThread()
+		r, err := New(8, Options{DeferTaskrun: true, RawWait: true})
+		if err != nil {
+			close(ready)
+			return
+		}
+		defer r.Close()
+		close(ready)
+		r.SubmitAndWaitTimeout(1, wait) // nothing completes: blocks until the timeout
+	}()
+	<-ready
+	time.Sleep(50 * time.Millisecond) // let it block in the kernel
+	start := time.Now()
+	runtime.GC()
+	if d := time.Since(start); d > wait/3 {
+		t.Fatalf("runtime.GC took %v while a loop was in a raw wait of %v", d, wait)
+	}
+}

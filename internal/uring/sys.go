@@ -63,6 +63,13 @@ type getEventsArg struct {
 	Ts          uint64
 }
 
+// rsrcUpdate is struct io_uring_rsrc_update (IORING_REGISTER_RING_FDS).
+type rsrcUpdate struct {
+	Offset uint32
+	Resv   uint32
+	Data   uint64
+}
+
 type rsrcRegister struct {
 	Nr    uint32
 	Flags uint32

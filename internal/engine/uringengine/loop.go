@@ -162,6 +162,7 @@ func (l *loop) setup() error {
 		return err
 	}
 	l.ring = r
+	l.registerRingFd(r)
 	rs := &ringState{ring: r}
 	l.rings = []*ringState{rs}
 	if err := r.RegisterFilesSparse(o.FileSlots); err != nil {
@@ -221,6 +222,15 @@ func (l *loop) teardown() {
 	if l.reg != nil {
 		l.reg.Free()
 		l.reg = nil
+	}
+}
+
+// registerRingFd registers r with the loop's thread so enters skip the fd
+// lookup. A thread holds at most 16 registered rings: the rest (extra rings
+// of a loop holding very many clients) enter by fd, which works the same.
+func (l *loop) registerRingFd(r *uring.Ring) {
+	if err := r.RegisterRingFd(); err != nil {
+		l.log.Debug("io_uring: ring entered by fd", "loop", l.id, "err", err)
 	}
 }
 

@@ -109,6 +109,7 @@ func (l *loop) addRing() (err error) {
 			r.Close()
 		}
 	}()
+	l.registerRingFd(r)
 	if err := r.RegisterFilesSparse(o.FileSlots); err != nil {
 		return fmt.Errorf("registered file table (%d slots): %w", o.FileSlots, err)
 	}
