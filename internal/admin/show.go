@@ -595,6 +595,7 @@ func (h *Handler) showConfig(r *reply, c Command) *cmdError {
 	add("bind", p.Bind, dp.Bind, false)
 	add("max_client_connections", o.MaxClients, dp.MaxClientConnections, true)
 	add("max_server_connections", o.MaxServersPerBackend, dp.MaxServerConnections, true)
+	add("max_server_logins", o.MaxServerLogins, dp.MaxServerLogins, true)
 	add("routing", p.Routing, dp.Routing, false)
 	add("cache_ttl_ms", p.CacheTTLMs, dp.CacheTTLMs, false)
 	add("pool_mode", h.poolMode(), dp.PoolMode, true)

@@ -41,6 +41,7 @@ func BuildOptions(c *config.Config, log *slog.Logger) (*proxy.Options, error) {
 		PoolSize:                    c.EffectivePoolSize(),
 		MaxClients:                  p.MaxClientConnections,
 		MaxServersPerBackend:        p.MaxServerConnections,
+		MaxServerLogins:             p.MaxServerLogins,
 		MaxMessageSize:              p.MaxMessageSize,
 		ResetQuery:                  p.ServerResetQuery,
 		MaxPreparedStatements:       p.MaxPreparedStatements,

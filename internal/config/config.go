@@ -45,6 +45,7 @@ type Pool struct {
 	PoolMode         string `toml:"pool_mode"`          // transaction|session|statement, default transaction
 	PoolSize         int    `toml:"pool_size"`          // per (database,user) pool; 0 = max_server_connections (EffectivePoolSize)
 	MinPoolSize      int    `toml:"min_pool_size"`      // default 0
+	MaxServerLogins  int    `toml:"max_server_logins"`  // server connections being opened at once per backend, default 16
 	ServerResetQuery string `toml:"server_reset_query"` // default "DISCARD ALL" (session mode)
 	Workers          int    `toml:"workers"`            // event loops, 0..4096; 0 = number of CPUs (WorkerCount)
 	IOEngine         string `toml:"io_engine"`          // auto|uring|fallback, default auto
@@ -157,6 +158,9 @@ const (
 	MaxHealthCheckFailures    = 1000 // upper bound of pool.health_check_failures
 )
 
+// DefaultMaxServerLogins is the default of pool.max_server_logins.
+const DefaultMaxServerLogins = 16
+
 // DefaultLogRateLimit is the default of log.rate_limit (identical messages per second).
 const DefaultLogRateLimit = 10
 
@@ -194,6 +198,7 @@ func Default() *Config {
 			ServerLifetime:         Duration(3600 * time.Second),
 			ServerConnectTimeout:   Duration(15 * time.Second),
 			ServerLoginRetry:       Duration(15 * time.Second),
+			MaxServerLogins:        DefaultMaxServerLogins,
 			IdleTransactionTimeout: 0,
 			ClientLoginTimeout:     Duration(60 * time.Second),
 			ShutdownTimeout:        Duration(30 * time.Second),

@@ -389,6 +389,7 @@ func TestDefaults(t *testing.T) {
 			PoolMode:                    "transaction",
 			PoolSize:                    0,
 			MinPoolSize:                 0,
+			MaxServerLogins:             16,
 			ServerResetQuery:            "DISCARD ALL",
 			Workers:                     0,
 			IOEngine:                    "auto",
@@ -483,6 +484,7 @@ cache_ttl_ms = 0
 pool_mode = "session"
 pool_size = 5
 min_pool_size = 2
+max_server_logins = 4
 server_reset_query = ""
 workers = 2
 io_engine = "fallback"
@@ -541,6 +543,7 @@ metrics_bind = ":9930"
 		{"pool_mode", p.PoolMode, "session"},
 		{"pool_size", p.PoolSize, 5},
 		{"min_pool_size", p.MinPoolSize, 2},
+		{"max_server_logins", p.MaxServerLogins, 4},
 		{"server_reset_query", p.ServerResetQuery, ""},
 		{"workers", p.Workers, 2},
 		{"io_engine", p.IOEngine, "fallback"},

@@ -170,6 +170,7 @@ func (v *validator) validate() {
 
 	// Pooling.
 	v.enum("pool.pool_mode", p.PoolMode, PoolModeTransaction, PoolModeSession, PoolModeStatement)
+	v.atLeast("pool.max_server_logins", p.MaxServerLogins, 1)
 	if !v.isBad("pool.pool_size", "pool.max_server_connections") {
 		switch {
 		case p.PoolSize < 0:

@@ -18,6 +18,7 @@ type Collector struct {
 
 	info, clients, servers, pools, pausedPools, waiting, maxWait, loops *prometheus.Desc
 	accepted, queries, xacts, logins, clientBytes, serverBytes, closes  *prometheus.Desc
+	loginsDeferred                                                      *prometheus.Desc
 	waitHist, xactHist, cacheHits, cacheMisses, cacheEnabled            *prometheus.Desc
 	backendUp, backendRole, backendLag, backendOpen, backendBusy        *prometheus.Desc
 	backendDraining, scrapeErr                                          *prometheus.Desc
@@ -46,6 +47,7 @@ func NewCollector(sh *proxy.Shared, version string) *Collector {
 		queries:         d("queries_total", "Queries forwarded (simple Query messages and extended-protocol Syncs/Executes)."),
 		xacts:           d("transactions_total", "Transactions completed on server connections."),
 		logins:          d("server_logins_total", "Successful logins to a backend (new server connections)."),
+		loginsDeferred:  d("server_logins_deferred_total", "New server connections postponed because max_server_logins were already being opened to that backend."),
 		clientBytes:     d("client_received_bytes_total", "Bytes received from clients."),
 		serverBytes:     d("server_received_bytes_total", "Bytes received from backends."),
 		closes:          d("disconnects_total", "Client and server connections closed, by close reason.", "reason"),
@@ -69,7 +71,7 @@ func NewCollector(sh *proxy.Shared, version string) *Collector {
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.info, c.clients, c.servers, c.pools, c.pausedPools, c.waiting, c.maxWait,
-		c.loops, c.accepted, c.queries, c.xacts, c.logins, c.clientBytes, c.serverBytes, c.closes, c.waitHist,
+		c.loops, c.accepted, c.queries, c.xacts, c.logins, c.loginsDeferred, c.clientBytes, c.serverBytes, c.closes, c.waitHist,
 		c.xactHist, c.cacheHits, c.cacheMisses, c.cacheEnabled, c.backendUp, c.backendRole, c.backendLag,
 		c.backendOpen, c.backendBusy, c.backendDraining, c.scrapeErr} {
 		ch <- d
@@ -137,6 +139,7 @@ func (c *Collector) collect(ch chan<- prometheus.Metric, s *Snapshot) {
 	counter(c.queries, st.Queries)
 	counter(c.xacts, st.Transactions)
 	counter(c.logins, st.ServerLogins)
+	counter(c.loginsDeferred, st.LoginsDeferred)
 	counter(c.clientBytes, st.ClientBytes)
 	counter(c.serverBytes, st.ServerBytes)
 	for r := 1; r < proxy.ReasonCount; r++ { // 0 is "none"

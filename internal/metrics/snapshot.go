@@ -155,6 +155,7 @@ func addStats(dst, src *proxy.LoopStats) {
 	dst.Transactions += src.Transactions
 	dst.Queries += src.Queries
 	dst.ServerLogins += src.ServerLogins
+	dst.LoginsDeferred += src.LoginsDeferred
 	dst.ClientBytes += src.ClientBytes
 	dst.ServerBytes += src.ServerBytes
 	dst.Waits += src.Waits

@@ -57,6 +57,7 @@ type LoopStats struct {
 	Transactions    uint64
 	Queries         uint64
 	ServerLogins    uint64
+	LoginsDeferred  uint64 // server logins postponed by max_server_logins (connection storms)
 	CacheHits       uint64
 	CacheMisses     uint64
 	ClientBytes     uint64 // received from clients

@@ -163,6 +163,15 @@ func (l *Loop) openServer(p *Pool, b *Backend) bool {
 		pb.open.Add(-1)
 		return false
 	}
+	if n := int(b.logins.Add(1)); o.MaxServerLogins > 0 && n > o.MaxServerLogins {
+		// Connection storm: at most n logins in flight per backend; the
+		// rest start as these finish (loginEnded) or at the next tick.
+		b.logins.Add(-1)
+		b.open.Add(-1)
+		pb.open.Add(-1)
+		l.Stats.LoginsDeferred++
+		return false
+	}
 	p.sh.open.Add(1)
 	s := &Server{loop: l, pool: p, backend: b, state: ServerConnecting, created: l.now, lastUsed: l.now}
 	s.params = l.pi.empty
@@ -179,6 +188,7 @@ func (l *Loop) openServer(p *Pool, b *Backend) bool {
 func (p *Pool) loginEnded(s *Server) {
 	p.connecting--
 	p.perB(s.backend).connecting--
+	s.backend.logins.Add(-1)
 }
 
 // serverReady is the single place where a server without a client goes

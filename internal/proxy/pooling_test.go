@@ -183,3 +183,34 @@ func TestShutdown(t *testing.T) {
 		t.Fatal("loop not drained")
 	}
 }
+
+// max_server_logins: a burst of clients needing servers opens at most that
+// many server connections at once; each finished login starts the next.
+func TestMaxServerLoginsBoundsStorm(t *testing.T) {
+	e := newEnv(t, func(o *proxy.Options) { o.PoolSize = 10; o.MaxServerLogins = 2 })
+	first, s0 := e.login()
+	first.query("select 0") // holds the pool's first server
+	s0.expect("Query(select 0)")
+	var clients []*cli
+	for i := 0; i < 6; i++ {
+		c, _ := e.login()
+		clients = append(clients, c)
+	}
+	for _, c := range clients {
+		c.query("select 1")
+	}
+	opened := 0
+	for round := 0; opened < len(clients); round++ {
+		d := e.newDials()
+		if len(d) == 0 || len(d) > 2 {
+			t.Fatalf("round %d: %d new dials, want 1..2 (max_server_logins = 2)", round, len(d))
+		}
+		for _, x := range d {
+			s := &srv{e: e, h: x.H, ep: x.EP.(*proxy.Server)}
+			s.login() // done: serves a waiter and lets the next dial start
+			s.expect("Query(select 1)")
+			opened++
+		}
+	}
+	e.expectNoDial()
+}

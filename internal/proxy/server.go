@@ -464,6 +464,9 @@ func (s *Server) loginDone() {
 	}
 	s.state = ServerIdle // not in the idle list yet; serverReady decides
 	l.serverReady(s)
+	if p.waiters.n > 0 && l.opts().MaxServerLogins > 0 {
+		l.growPool(p) // a login slot is free: start the next one (max_server_logins)
+	}
 }
 
 // serverLoginFailed ends a server that could not be opened or logged in.

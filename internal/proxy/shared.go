@@ -40,6 +40,7 @@ type Options struct {
 	PoolSize             int // per (database, user) across loops
 	MaxClients           int
 	MaxServersPerBackend int
+	MaxServerLogins      int // server connections being opened (connect+login) at once per backend; 0: no limit
 	MaxMessageSize       int
 	ResetQuery           string
 
@@ -111,6 +112,7 @@ type Backend struct {
 	Addr      string
 	role      atomic.Int32
 	open      atomic.Int32 // server connections open or opening, all loops
+	logins    atomic.Int32 // server connections connecting or logging in, all loops (MaxServerLogins)
 	busy      atomic.Int32 // server connections linked to a client (least_conn)
 	downUntil atomic.Int64 // unix nanos; connect attempts skip it before then
 	removed   atomic.Bool

@@ -113,7 +113,7 @@ func testPreparedPgbench(t *testing.T, selectOnly bool) {
 	if res.ExitCode != 0 || res.Failed != 0 || res.Processed <= 0 {
 		t.Errorf("pgbench: exit %d, %d failed, %d processed; output:\n%s", res.ExitCode, res.Failed, res.Processed, res.Output)
 	}
-	if sampler.samples < seconds { // see pgbench_test.go
+	if sampler.samples < 3 { // a floor, not a rate: see pgbench_test.go
 		t.Errorf("only %d samples of pg_stat_activity in %d s", sampler.samples, seconds)
 	}
 	if sampler.maxSeen == 0 {

@@ -98,7 +98,8 @@ func stormProxy(t *testing.T, maxClients int) *testutil.Proxy {
 		MaxServerConnections: stormPoolSize,
 		MaxClientConnections: maxClients,
 		Backends:             []string{testutil.PrimaryAddr},
-		Extra:                "query_wait_timeout = 20\nshutdown_timeout = 2",
+		// max_server_logins = 2: the burst opens its 5 servers two at a time.
+		Extra: "query_wait_timeout = 20\nshutdown_timeout = 2\nmax_server_logins = 2",
 	})
 }
 
