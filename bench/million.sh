@@ -344,6 +344,9 @@ row() { # row LABEL FUNC: FUNC prints the cell of one run
 c_est() { echo "$(j "$1" .connect.established)/$(j "$1" .n)"; }
 c_ctime() { f2 "$(j "$1" .connect.seconds)"; }
 c_rate() { echo "$(f0 "$(j "$1" .connect.per_sec)") / $(j "$1" .connect.peak_per_sec)"; }
+c_sust() { echo "$(f0 "$(j "$1" .connect.sustained_per_sec)") / $(j "$1" .connect.min_full_second)"; }
+c_cpus() { echo "$(f0 "$(j "$1" .target_cpu_per_login_us)") / $(f0 "$(j "$1" .self_cpu_per_login_us)")"; }
+c_sys() { echo "$(f0 "$(j "$1" .target_sys_per_login_us)") / $(f0 "$(j "$1" .self_sys_per_login_us)")"; }
 c_login() { echo "$(f1 "$(j "$1" .connect.login_latency.p50_ms)") / $(f1 "$(j "$1" .connect.login_latency.p99_ms)")"; }
 c_fail() { echo "$(j "$1" .connect.auth_failures) / $(jq -r '[.errors[]?] | add // 0' "$TMP/$1.json")"; }
 c_rss0() { mb "$(tsample "$1" baseline rss_kb)"; }
@@ -412,6 +415,7 @@ fi
 	row "clients established / asked" c_est
 	row "connect phase (s)" c_ctime
 	row "connects/s overall / peak second" c_rate
+	row "connects/s sustained (10-90%) / min s" c_sust
 	row "login latency p50 / p99 (ms)" c_login
 	row "auth failures / all errors" c_fail
 	row "listen queue overflows (system)" c_lov
@@ -420,6 +424,8 @@ fi
 	row "poolmgr RSS per idle client" c_perc
 	row "poolmgr fds with N held" c_fds
 	row "poolmgr CPU per login (us)" c_cpu
+	row "CPU/login us: poolmgr / pgstorm" c_cpus
+	row "  of which kernel: poolmgr / pgstorm" c_sys
 	row "TPS of the $ACTIVE active clients" c_tps
 	row "  vs mean of baseline+after (>= $TPS_RATIO_MIN%)" c_ratio
 	row "query latency p50/p99/p99.9 (ms)" c_qlat

@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -72,6 +73,7 @@ func run() int {
 		recvBufs   = fs.Int("recv-bufs", 1024, "provided recv buffers per ring (power of two)")
 		recvBufSz  = fs.Int("recv-buf-size", 2048, "bytes per recv buffer")
 		quietFinal = fs.Bool("q", false, "no text report on stdout (with -json)")
+		cpuProfile = fs.String("cpuprofile", "", "write pgstorm's own Go CPU profile to `file` (whole run)")
 	)
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -172,6 +174,18 @@ func run() int {
 		}
 	} else if *onlySys {
 		return die("-sysctls-only needs -apply-sysctls")
+	}
+
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return die("-cpuprofile: %v", err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			f.Close()
+			return die("-cpuprofile: %v", err)
+		}
+		defer func() { pprof.StopCPUProfile(); f.Close() }()
 	}
 
 	if *pidfile != "" {

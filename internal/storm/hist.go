@@ -141,3 +141,40 @@ func (h *Histogram) Percentile(p float64) int64 {
 	}
 	return h.max
 }
+
+// sustainedRate returns the login rate between the moments 10% and 90% of
+// the logins counted in perSec (logins completed in each second of the
+// connect phase) had completed, interpolating linearly inside a second, and
+// the smallest count of a second before the last one (0 with fewer than
+// three seconds: no full second to judge).
+func sustainedRate(perSec []int64) (rate float64, minFull int64) {
+	var total int64
+	for _, n := range perSec {
+		total += n
+	}
+	if total == 0 {
+		return 0, 0
+	}
+	// at returns the time (s) when the cumulative count reached x.
+	at := func(x float64) float64 {
+		var cum float64
+		for i, n := range perSec {
+			if n > 0 && cum+float64(n) >= x {
+				return float64(i) + (x-cum)/float64(n)
+			}
+			cum += float64(n)
+		}
+		return float64(len(perSec))
+	}
+	lo, hi := 0.1*float64(total), 0.9*float64(total)
+	if dt := at(hi) - at(lo); dt > 0 {
+		rate = (hi - lo) / dt
+	}
+	if len(perSec) >= 3 {
+		minFull = perSec[0]
+		for _, n := range perSec[:len(perSec)-1] {
+			minFull = min(minFull, n)
+		}
+	}
+	return rate, minFull
+}

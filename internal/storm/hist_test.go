@@ -117,3 +117,22 @@ func TestHistEdges(t *testing.T) {
 		t.Fatalf("Record allocates %v", n)
 	}
 }
+
+func TestSustainedRate(t *testing.T) {
+	for _, tc := range []struct {
+		per     []int64
+		rate    float64
+		minFull int64
+	}{
+		{nil, 0, 0},
+		{[]int64{1000}, 1000, 0},
+		{[]int64{1000, 1000, 1000, 1000, 1000}, 1000, 1000},
+		// a stall in the middle lowers the sustained rate, not the peak
+		{[]int64{1000, 1000, 100, 1000, 900}, 3200.0 / (4 + 500.0/900 - 0.4), 100},
+	} {
+		rate, minFull := sustainedRate(tc.per)
+		if math.Abs(rate-tc.rate) > 1e-6*max(1, tc.rate) || minFull != tc.minFull {
+			t.Errorf("sustainedRate(%v) = %.3f, %d; want %.3f, %d", tc.per, rate, minFull, tc.rate, tc.minFull)
+		}
+	}
+}

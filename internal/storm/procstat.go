@@ -19,6 +19,7 @@ type ProcSample struct {
 	FDs     int64   `json:"fds"`
 	Threads int64   `json:"threads"`
 	CPUSec  float64 `json:"cpu_s"` // utime + stime so far
+	SysSec  float64 `json:"sys_s"` // stime so far (kernel time; CPUSec - SysSec is user time)
 	Err     string  `json:"error,omitempty"`
 }
 
@@ -34,7 +35,7 @@ func ReadProc(procRoot string, pid int) (ProcSample, error) {
 	s.RSSKB = statusField(b, "VmRSS:")
 	s.Threads = statusField(b, "Threads:")
 	if st, err := os.ReadFile(filepath.Join(dir, "stat")); err == nil {
-		s.CPUSec = statCPU(st)
+		s.CPUSec, s.SysSec = statCPU(st)
 	}
 	f, err := os.Open(filepath.Join(dir, "fd"))
 	if err != nil {
@@ -51,20 +52,20 @@ func ReadProc(procRoot string, pid int) (ProcSample, error) {
 	return s, nil
 }
 
-// statCPU returns utime+stime of a /proc/<pid>/stat line in seconds
-// (USER_HZ is 100 on Linux).
-func statCPU(b []byte) float64 {
+// statCPU returns utime+stime and stime of a /proc/<pid>/stat line in
+// seconds (USER_HZ is 100 on Linux).
+func statCPU(b []byte) (total, sys float64) {
 	i := bytes.LastIndexByte(b, ')')
 	if i < 0 {
-		return 0
+		return 0, 0
 	}
 	f := strings.Fields(string(b[i+1:]))
 	if len(f) < 13 {
-		return 0
+		return 0, 0
 	}
 	ut, _ := strconv.ParseInt(f[11], 10, 64)
 	st, _ := strconv.ParseInt(f[12], 10, 64)
-	return float64(ut+st) / 100
+	return float64(ut+st) / 100, float64(st) / 100
 }
 
 // statusField returns the first number after key in a /proc status-like

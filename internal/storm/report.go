@@ -65,15 +65,22 @@ type Report struct {
 	Preflight    string         `json:"preflight,omitempty"` // auth method seen by the preflight logins
 
 	Connect struct {
-		Attempts      int64      `json:"attempts"`
-		Established   int64      `json:"established"`
-		Failed        int64      `json:"failed"`
-		BindConflicts int64      `json:"bind_conflicts"`
-		Seconds       float64    `json:"seconds"`
-		PerSec        float64    `json:"per_sec"`
-		PeakPerSec    int64      `json:"peak_per_sec"`
-		PeakSecond    int        `json:"peak_second"`
-		PerSecond     []int64    `json:"per_second"`
+		Attempts      int64   `json:"attempts"`
+		Established   int64   `json:"established"`
+		Failed        int64   `json:"failed"`
+		BindConflicts int64   `json:"bind_conflicts"`
+		Seconds       float64 `json:"seconds"`
+		PerSec        float64 `json:"per_sec"`
+		PeakPerSec    int64   `json:"peak_per_sec"`
+		PeakSecond    int     `json:"peak_second"`
+		PerSecond     []int64 `json:"per_second"`
+		// Sustained is the rate between the moments 10% and 90% of the
+		// established logins had completed (interpolated in the per-second
+		// counts): the steady-state rate, without the ramp-up and the tail
+		// of the last in-flight logins. MinFullSecond is the slowest
+		// complete second before the last one (stalls show there).
+		Sustained     float64    `json:"sustained_per_sec"`
+		MinFullSecond int64      `json:"min_full_second"`
 		AuthFailures  int64      `json:"auth_failures"`
 		Login         Latency    `json:"login_latency"`
 		Auth          AuthCounts `json:"auth"`
@@ -120,6 +127,9 @@ type Report struct {
 	TargetCPUPerLoginUS float64 `json:"target_cpu_per_login_us"`
 	TargetCPUPerQueryUS float64 `json:"target_cpu_per_query_us"`
 	SelfCPUPerLoginUS   float64 `json:"self_cpu_per_login_us"`
+	// The kernel (stime) part of the per-login figures above.
+	TargetSysPerLoginUS float64 `json:"target_sys_per_login_us"`
+	SelfSysPerLoginUS   float64 `json:"self_sys_per_login_us"`
 	SelfCPUPerQueryUS   float64 `json:"self_cpu_per_query_us"`
 	SelfPerClientB      float64 `json:"self_rss_per_client_bytes"`
 	SlabPerConnB        float64 `json:"slab_per_connection_bytes"` // both ends, system-wide
@@ -162,6 +172,9 @@ func (r *Report) WriteText(w io.Writer) {
 	c := &r.Connect
 	p("connect   established %d/%d in %.2fs: %.0f/s overall, peak %d/s (second %d); failed %d (auth %d); bind conflicts skipped %d",
 		c.Established, r.N, c.Seconds, c.PerSec, c.PeakPerSec, c.PeakSecond, c.Failed, c.AuthFailures, c.BindConflicts)
+	if c.Sustained > 0 {
+		p("          sustained %.0f/s (10%% -> 90%% of the logins), slowest full second %d/s", c.Sustained, c.MinFullSecond)
+	}
 	p("          login latency %s", c.Login)
 	a := c.Auth
 	p("          logins: scram %d (ClientKey cached %d, PBKDF2 %d), md5 %d, password %d, trust %d",
@@ -205,23 +218,24 @@ func (r *Report) WriteText(w io.Writer) {
 			return
 		}
 		p("%s", title)
-		p("  %-10s %8s %12s %9s %8s %9s", "phase", "at", "rss", "fds", "threads", "cpu")
+		p("  %-10s %8s %12s %9s %8s %9s %9s", "phase", "at", "rss", "fds", "threads", "cpu", "sys")
 		for _, s := range list {
 			if s.Err != "" {
 				p("  %-10s %7.1fs  %s", s.Phase, s.At, s.Err)
 				continue
 			}
-			p("  %-10s %7.1fs %9.1f MB %9d %8d %8.2fs", s.Phase, s.At, float64(s.RSSKB)/1024, s.FDs, s.Threads, s.CPUSec)
+			p("  %-10s %7.1fs %9.1f MB %9d %8d %8.2fs %8.2fs", s.Phase, s.At, float64(s.RSSKB)/1024, s.FDs, s.Threads, s.CPUSec, s.SysSec)
 		}
 	}
 	if r.TargetPID != 0 {
 		procTable(fmt.Sprintf("target    pid %d", r.TargetPID), r.TargetSamples)
 		p("  target RSS per client (connected - baseline) / established: %s", fmtBytes(r.RSSPerClientB))
-		p("  target CPU per login %.0fµs (connect phase), per query %.0fµs (active phase)", r.TargetCPUPerLoginUS, r.TargetCPUPerQueryUS)
+		p("  target CPU per login %.0fµs (%.0fµs user + %.0fµs sys; connect phase), per query %.0fµs (active phase)",
+			r.TargetCPUPerLoginUS, r.TargetCPUPerLoginUS-r.TargetSysPerLoginUS, r.TargetSysPerLoginUS, r.TargetCPUPerQueryUS)
 	}
 	procTable("pgstorm   (this process)", r.SelfSamples)
-	p("  pgstorm RSS per client %s; CPU per login %.0fµs, per query %.0fµs", fmtBytes(r.SelfPerClientB),
-		r.SelfCPUPerLoginUS, r.SelfCPUPerQueryUS)
+	p("  pgstorm RSS per client %s; CPU per login %.0fµs (%.0fµs user + %.0fµs sys), per query %.0fµs", fmtBytes(r.SelfPerClientB),
+		r.SelfCPUPerLoginUS, r.SelfCPUPerLoginUS-r.SelfSysPerLoginUS, r.SelfSysPerLoginUS, r.SelfCPUPerQueryUS)
 	if len(r.Kernel) > 0 {
 		p("kernel    %-10s %10s %12s %10s %10s %10s", "phase", "Slab", "SUnreclaim", "tcp inuse", "tcp tw", "tcp mem")
 		for _, k := range r.Kernel {

@@ -360,6 +360,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if r.Connect.Seconds > 0 {
 		r.Connect.PerSec = float64(r.Connect.Established) / r.Connect.Seconds
 	}
+	r.Connect.Sustained, r.Connect.MinFullSecond = sustainedRate(perSec)
 	for k, n := range r.Errors {
 		if strings.Contains(k, "28P01") || strings.Contains(k, "28000") || strings.HasPrefix(k, "client: ") && strings.Contains(k, "(login)") {
 			r.Connect.AuthFailures += n
@@ -383,6 +384,16 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	r.TargetCPUPerLoginUS = cpuPer(r.TargetSamples, "baseline", "connected", r.Connect.Established)
 	r.SelfCPUPerLoginUS = cpuPer(r.SelfSamples, "baseline", "connected", r.Connect.Established)
+	sysPer := func(list []ProcSample, from, to string, n int64) float64 {
+		a, ok1 := r.sample(list, from)
+		b, ok2 := r.sample(list, to)
+		if !ok1 || !ok2 || a.Err != "" || b.Err != "" || n == 0 {
+			return 0
+		}
+		return (b.SysSec - a.SysSec) * 1e6 / float64(n)
+	}
+	r.TargetSysPerLoginUS = sysPer(r.TargetSamples, "baseline", "connected", r.Connect.Established)
+	r.SelfSysPerLoginUS = sysPer(r.SelfSamples, "baseline", "connected", r.Connect.Established)
 	r.TargetCPUPerQueryUS = cpuPer(r.TargetSamples, "connected", "active", r.Active.Latency.Count)
 	r.SelfCPUPerQueryUS = cpuPer(r.SelfSamples, "connected", "active", r.Active.Latency.Count)
 	r.RSSPerClientB = perClient(r.TargetSamples)
