@@ -374,26 +374,23 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		}
 		return float64(c.RSSKB-b.RSSKB) * 1024 / float64(r.Connect.Established)
 	}
-	cpuPer := func(list []ProcSample, from, to string, n int64) float64 {
+	// per returns the growth of one CPU counter (total or system seconds)
+	// between two samples, in microseconds per event.
+	per := func(secs func(ProcSample) float64, list []ProcSample, from, to string, n int64) float64 {
 		a, ok1 := r.sample(list, from)
 		b, ok2 := r.sample(list, to)
 		if !ok1 || !ok2 || a.Err != "" || b.Err != "" || n == 0 {
 			return 0
 		}
-		return (b.CPUSec - a.CPUSec) * 1e6 / float64(n)
+		return (secs(b) - secs(a)) * 1e6 / float64(n)
 	}
+	total := func(p ProcSample) float64 { return p.CPUSec }
+	system := func(p ProcSample) float64 { return p.SysSec }
+	cpuPer := func(list []ProcSample, from, to string, n int64) float64 { return per(total, list, from, to, n) }
 	r.TargetCPUPerLoginUS = cpuPer(r.TargetSamples, "baseline", "connected", r.Connect.Established)
 	r.SelfCPUPerLoginUS = cpuPer(r.SelfSamples, "baseline", "connected", r.Connect.Established)
-	sysPer := func(list []ProcSample, from, to string, n int64) float64 {
-		a, ok1 := r.sample(list, from)
-		b, ok2 := r.sample(list, to)
-		if !ok1 || !ok2 || a.Err != "" || b.Err != "" || n == 0 {
-			return 0
-		}
-		return (b.SysSec - a.SysSec) * 1e6 / float64(n)
-	}
-	r.TargetSysPerLoginUS = sysPer(r.TargetSamples, "baseline", "connected", r.Connect.Established)
-	r.SelfSysPerLoginUS = sysPer(r.SelfSamples, "baseline", "connected", r.Connect.Established)
+	r.TargetSysPerLoginUS = per(system, r.TargetSamples, "baseline", "connected", r.Connect.Established)
+	r.SelfSysPerLoginUS = per(system, r.SelfSamples, "baseline", "connected", r.Connect.Established)
 	r.TargetCPUPerQueryUS = cpuPer(r.TargetSamples, "connected", "active", r.Active.Latency.Count)
 	r.SelfCPUPerQueryUS = cpuPer(r.SelfSamples, "connected", "active", r.Active.Latency.Count)
 	r.RSSPerClientB = perClient(r.TargetSamples)
