@@ -279,6 +279,7 @@ func (l *loop) maybeFree(c *conn, slot uint32) {
 		l.refuseFree = append(l.refuseFree, slot)
 	} else {
 		l.rings[r].slots.Put(slotOf(slot))
+		l.curRing = min(l.curRing, r) // clientSlot looks from the lowest ring with a free slot
 	}
 }
 

@@ -91,7 +91,7 @@ type loop struct {
 
 	rings      []*ringState // grown lazily, up to maxRings
 	maxRings   int
-	curRing    int    // the ring client accepts take slots from (newest non-full)
+	curRing    int    // no ring below it has a free client slot (clientSlot starts here)
 	refuseBase uint32 // ring 0: refusal slots are [refuseBase, FileSlots)
 	refuseFree []uint32
 	refuseMsg  []byte
