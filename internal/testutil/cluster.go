@@ -239,12 +239,20 @@ func Nonce() string {
 // whose remote port is remotePort (Linux /proc). ok is false if /proc cannot
 // be read.
 func socketPorts(pid, remotePort int) (ports []int, ok bool) {
+	ports, err := SocketPorts(pid, remotePort, false)
+	return ports, err == nil
+}
+
+// SocketPorts returns the local TCP ports of the sockets process pid has open
+// (io_uring direct descriptors included, see SocketInodes) whose remote port
+// is remotePort, only ESTABLISHED ones when established is set (Linux /proc).
+func SocketPorts(pid, remotePort int, established bool) ([]int, error) {
 	fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
 	if err != nil {
-		return nil, false
+		return nil, err
 	}
 	inodes := SocketInodes(pid, fds)
-	ports = []int{}
+	ports := []int{}
 	for _, f := range []string{"tcp", "tcp6"} {
 		data, err := os.ReadFile(fmt.Sprintf("/proc/%d/net/%s", pid, f))
 		if err != nil {
@@ -252,7 +260,7 @@ func socketPorts(pid, remotePort int) (ports []int, ok bool) {
 		}
 		for _, line := range strings.Split(string(data), "\n")[1:] {
 			fs := strings.Fields(line)
-			if len(fs) < 10 || !inodes[fs[9]] {
+			if len(fs) < 10 || !inodes[fs[9]] || (established && fs[3] != "01") { // 01: ESTABLISHED
 				continue
 			}
 			lp := hexPort(fs[1])
@@ -262,7 +270,7 @@ func socketPorts(pid, remotePort int) (ports []int, ok bool) {
 			}
 		}
 	}
-	return ports, true
+	return ports, nil
 }
 
 func hexPort(addr string) int {
@@ -332,4 +340,28 @@ func SocketInodes(pid int, fds []os.DirEntry) map[string]bool {
 		}
 	}
 	return inodes
+}
+
+// PostgresAddr returns the PostgreSQL primary a package's tests run against:
+// they skip unless POOLMGR_TEST_PG (an address, or "1" for 127.0.0.1:20000)
+// or POOLMGR_E2E=1 is set; with POOLMGR_E2E=1 an unreachable server fails.
+func PostgresAddr(t testing.TB) string {
+	t.Helper()
+	addr := os.Getenv("POOLMGR_TEST_PG")
+	e2e := os.Getenv("POOLMGR_E2E") == "1"
+	if addr == "" && !e2e {
+		t.Skip("needs PostgreSQL: set POOLMGR_TEST_PG=127.0.0.1:20000 (or POOLMGR_E2E=1) with scripts/pgcluster running")
+	}
+	if addr == "" || addr == "1" {
+		addr = PrimaryAddr
+	}
+	c, err := net.DialTimeout("tcp", addr, 2*time.Second)
+	if err != nil {
+		if e2e {
+			t.Fatalf("POOLMGR_E2E=1 but PostgreSQL at %s is unreachable (scripts/pgcluster start): %v", addr, err)
+		}
+		t.Skipf("PostgreSQL at %s unreachable: %v", addr, err)
+	}
+	c.Close()
+	return addr
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -222,41 +221,6 @@ func routingConns(t *testing.T, ctx context.Context, p *testutil.Proxy, n int, m
 	return out
 }
 
-// routingSocketPorts returns the local ports of process pid's TCP sockets
-// connected to remotePort (as testutil's socketPorts, for any backend).
-func routingSocketPorts(pid, remotePort int) ([]int, error) {
-	fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
-	if err != nil {
-		return nil, err
-	}
-	inodes := testutil.SocketInodes(pid, fds)
-	hexPort := func(a string) int {
-		i := strings.LastIndexByte(a, ':')
-		v, err := strconv.ParseUint(a[i+1:], 16, 16)
-		if i < 0 || err != nil {
-			return -1
-		}
-		return int(v)
-	}
-	ports := []int{}
-	for _, f := range []string{"tcp", "tcp6"} {
-		data, err := os.ReadFile(fmt.Sprintf("/proc/%d/net/%s", pid, f))
-		if err != nil {
-			continue
-		}
-		for _, line := range strings.Split(string(data), "\n")[1:] {
-			fs := strings.Fields(line)
-			if len(fs) < 10 || !inodes[fs[9]] || fs[3] != "01" { // 01: ESTABLISHED
-				continue
-			}
-			if hexPort(fs[2]) == remotePort {
-				ports = append(ports, hexPort(fs[1]))
-			}
-		}
-	}
-	return ports, nil
-}
-
 // routingServerConns counts, on node (a direct superuser connection to one
 // cluster node), the client backends of database app / user app that belong
 // to the poolmgr process of p: those whose client_port is among its sockets
@@ -265,7 +229,7 @@ func routingSocketPorts(pid, remotePort int) ([]int, error) {
 // the server connections it links to them; the io_uring engine's sockets are
 // not in /proc). The observer's own connections are never counted.
 func routingServerConns(ctx context.Context, p *testutil.Proxy, node *pgx.Conn, nodePort int, appName string) (int, error) {
-	ports, err := routingSocketPorts(p.Cmd.Process.Pid, nodePort)
+	ports, err := testutil.SocketPorts(p.Cmd.Process.Pid, nodePort, true)
 	if err != nil {
 		return 0, err
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/poolmgr/poolmgr/internal/auth"
 	"github.com/poolmgr/poolmgr/internal/engine/uringengine"
 	"github.com/poolmgr/poolmgr/internal/proxy"
+	"github.com/poolmgr/poolmgr/internal/testutil"
 	"github.com/poolmgr/poolmgr/internal/uring"
 )
 
@@ -29,29 +30,8 @@ func requireUring(t testing.TB) {
 	}
 }
 
-// pgAddr returns the PostgreSQL primary to test against. The tests that need
-// it skip unless POOLMGR_TEST_PG (an address, or "1" for 127.0.0.1:20000) or
-// POOLMGR_E2E=1 is set; with POOLMGR_E2E=1 an unreachable server fails.
-func pgAddr(t testing.TB) string {
-	t.Helper()
-	addr := os.Getenv("POOLMGR_TEST_PG")
-	e2e := os.Getenv("POOLMGR_E2E") == "1"
-	if addr == "" && !e2e {
-		t.Skip("needs PostgreSQL: set POOLMGR_TEST_PG=127.0.0.1:20000 (or POOLMGR_E2E=1) with scripts/pgcluster running")
-	}
-	if addr == "" || addr == "1" {
-		addr = "127.0.0.1:20000"
-	}
-	c, err := net.DialTimeout("tcp", addr, 2*time.Second)
-	if err != nil {
-		if e2e {
-			t.Fatalf("POOLMGR_E2E=1 but PostgreSQL at %s is unreachable (scripts/pgcluster start): %v", addr, err)
-		}
-		t.Skipf("PostgreSQL at %s unreachable: %v", addr, err)
-	}
-	c.Close()
-	return addr
-}
+// pgAddr is testutil.PostgresAddr.
+func pgAddr(t testing.TB) string { return testutil.PostgresAddr(t) }
 
 func testOptions(t testing.TB) *proxy.Options {
 	lvl := slog.LevelWarn
