@@ -2,7 +2,6 @@ package admin
 
 import (
 	"fmt"
-	"net"
 	"net/netip"
 	"sort"
 	"strconv"
@@ -163,11 +162,14 @@ func unixTime(n int64) any {
 	return time.Unix(0, n)
 }
 
+// splitAddr splits an address into the host and port columns of SHOW
+// output (port NULL when not a number). A Unix-socket backend shows its
+// directory as host, as PgBouncer does.
 func splitAddr(s string) (host string, port any) {
 	if ap, err := netip.ParseAddrPort(s); err == nil {
 		return ap.Addr().Unmap().String(), int(ap.Port())
 	}
-	if hst, p, err := net.SplitHostPort(s); err == nil {
+	if hst, p, err := config.SplitBackendAddr(s); err == nil {
 		if n, err := strconv.Atoi(p); err == nil {
 			return hst, n
 		}

@@ -39,24 +39,38 @@ func startCache(cfg *config.Config, opts *proxy.Options, log *slog.Logger) func(
 		log.Warn("query cache: no password for the catalog/bus user in auth_file; only reads that name no table are cached and other poolmgr instances are not told of writes",
 			"user", hs.User)
 	} else {
-		host, port, _ := net.SplitHostPort(primary)
-		u := url.URL{Scheme: "postgres", User: url.UserPassword(hs.User, hs.Password), Host: net.JoinHostPort(host, port), Path: "/" + hs.DBName}
-		q := u.Query()
-		q.Set("application_name", "poolmgr-cache")
-		q.Set("sslmode", "disable")
-		u.RawQuery = q.Encode()
-		if err := c.StartCatalog(ctx, u.String()); err != nil {
+		cs := cacheConnString(primary, hs.User, hs.Password, hs.DBName)
+		if err := c.StartCatalog(ctx, cs); err != nil {
 			log.Warn("query cache: catalog loader not started", "err", err)
 		}
 		if cfg.Pool.CacheBus {
 			host, _ := os.Hostname()
-			if err := c.StartBus(ctx, u.String(), fmt.Sprintf("%s-%d", host, os.Getpid())); err != nil {
+			if err := c.StartBus(ctx, cs, fmt.Sprintf("%s-%d", host, os.Getpid())); err != nil {
 				log.Warn("query cache: invalidation bus not started", "err", err)
 			}
 		}
 	}
 	log.Info("query cache enabled", "ttl_ms", cfg.Pool.CacheTTLMs, "max_bytes", cfg.Pool.CacheMaxBytes, "bus", cfg.Pool.CacheBus)
 	return func() { cancel(); c.Close() }
+}
+
+// cacheConnString is the URL the cache's catalog loader and bus connect
+// with: backend addr (host:port, or a Unix socket directory:port: the
+// directory then goes in the query, where pgx reads it as a socket
+// directory), as user with password, to database db.
+func cacheConnString(addr, user, password, db string) string {
+	host, port, _ := config.SplitBackendAddr(addr)
+	u := url.URL{Scheme: "postgres", User: url.UserPassword(user, password), Host: net.JoinHostPort(host, port), Path: "/" + db}
+	q := u.Query()
+	if config.IsUnixSocketAddr(addr) {
+		u.Host = ""
+		q.Set("host", host)
+		q.Set("port", port)
+	}
+	q.Set("application_name", "poolmgr-cache")
+	q.Set("sslmode", "disable")
+	u.RawQuery = q.Encode()
+	return u.String()
 }
 
 // primaryAddr is the backend the cache's connections use: the pinned

@@ -25,7 +25,7 @@ type Config struct {
 // Pool is the [pool] section: the seed's keys verbatim plus the pooling keys.
 type Pool struct {
 	// Seed keys.
-	Backends             []string `toml:"backends"`               // "host:port", required, >=1, no duplicates; [0] is the primary
+	Backends             []string `toml:"backends"`               // "host:port" or "/socket/dir:port" (Unix socket, see IsUnixSocketAddr), required, >=1, no duplicates; [0] is the primary
 	Bind                 string   `toml:"bind"`                   // "host:port", default "0.0.0.0:6432"
 	MaxClientConnections int      `toml:"max_client_connections"` // default 1048576
 	MaxServerConnections int      `toml:"max_server_connections"` // per backend, hard cap, default 1000
@@ -263,7 +263,7 @@ func (c *Config) Pins() []Pin {
 			continue
 		}
 		for _, b := range c.Pool.Backends {
-			if bn, m := checkAddr(b, false); m == "" && bn == norm {
+			if bn, m := checkBackendAddr(b); m == "" && bn == norm {
 				out = append(out, Pin{Addr: b, Role: role})
 				break
 			}

@@ -18,6 +18,7 @@ func FuzzLoad(f *testing.F) {
 		"[pool]\nbackends = [\n\"127.0.0.1\",\n5,\n]\nrouting = \"fastest\"\nquery_wait_timeout = \"-1s\"\n",
 		"pool.backends = [\"h:1\", \"h:1\"]\nlog = { level = \"x\" }\n[[admin]]\n",
 		"[pool]\nbackends = [\"[::1]:5432\"]\nserver_lifetime = nan\nshutdown_timeout = 1e300\n[auth]\nauth_file = \".\"\n",
+		"[pool]\nbackends = [\"/var/run/postgresql:5432\", \"/var/run//postgresql/:05432\", \"/a:b:1\"]\npinned_roles = [\"/a:b/:1=primary\"]\n",
 		"[pool\nbind = ",
 		"a = [[[[{}]]]]\n\"x.y\".z = 1979-05-27T07:32:00Z\n",
 	} {

@@ -236,6 +236,22 @@ func TestLoadErrors(t *testing.T) {
 			[]want{{2, "pool.backends", "at least one backend is required"}}},
 		{"duplicate backends", "[pool]\nbackends = [\n  \"127.0.0.1:5432\",\n  \"db:5432\",\n  \"127.0.0.1:5432\",\n  \"DB.:05432\",\n]\n",
 			[]want{{5, "pool.backends[2]", `"127.0.0.1:5432" duplicates pool.backends[0]`}, {6, "pool.backends[3]", `"DB.:05432" duplicates pool.backends[1]`}}},
+		{"unix backend without port", "[pool]\nbackends = [\"/var/run/postgresql\"]\n",
+			[]want{{2, "pool.backends[0]", `"/var/run/postgresql" is not /directory:port (missing port in address)`}}},
+		{"unix backend bad port", "[pool]\nbackends = [\"/tmp:pg\", \"/tmp:0\"]\n",
+			[]want{{2, "pool.backends[0]", `"/tmp:pg": port "pg" is not a number`}, {2, "pool.backends[1]", `"/tmp:0": port 0 is out of range 1..65535`}}},
+		{"unix backend path too long", "[pool]\nbackends = [\"/" + strings.Repeat("d", 95) + ":5432\"]\n",
+			[]want{{2, "pool.backends[0]", "is 110 bytes, longer than the 107 that fit in sockaddr_un"}}},
+		{"unix backend NUL", "[pool]\nbackends = [\"/tmp/a\\u0000b:5432\"]\n",
+			[]want{{2, "pool.backends[0]", "the Unix socket directory contains a NUL byte"}}},
+		{"unix backend comma", "[pool]\nbackends = [\"/tmp/a,b:5432\"]\n",
+			[]want{{2, "pool.backends[0]", "must not contain ','"}}},
+		{"relative unix backend", "[pool]\nbackends = [\"run/postgresql:5432\"]\n",
+			[]want{{2, "pool.backends[0]", "a Unix socket directory must be an absolute path"}}},
+		{"duplicate unix backends", "[pool]\nbackends = [\n  \"/var/run/postgresql:5432\",\n  \"/var/run//postgresql/:05432\",\n  \"/var/run/postgresql:5433\",\n]\n",
+			[]want{{4, "pool.backends[1]", `"/var/run//postgresql/:05432" duplicates pool.backends[0]`}}},
+		{"unix bind", "[pool]\nbackends = [\"/tmp:5432\"]\nbind = \"/tmp:6432\"\n",
+			[]want{{3, "pool.bind", `"/tmp" is not a valid host name or IP address`}}},
 
 		// Auth.
 		{"auth_file missing", minimal + "[auth]\nauth_file = \"nope.txt\"\n",
@@ -689,6 +705,25 @@ func TestPins(t *testing.T) {
 	c.Pool.PinnedRoles = c.Pool.PinnedRoles[:2]
 	if err := c.Validate(); err != nil {
 		t.Errorf("Validate() = %v", err)
+	}
+}
+
+// Unix-socket backends: pinned by any spelling of the same directory and
+// port; the pin names the backend as written.
+func TestPinsUnixSocket(t *testing.T) {
+	c := Default()
+	c.Pool.Backends = []string{"/var/run/postgresql:5432", "127.0.0.1:20001", "/tmp/a:b:5432"}
+	c.Pool.PinnedRoles = []string{"/var/run/postgresql/:05432=primary", "127.0.0.1:20001=replica", "/tmp/a:b/:5432=replica"}
+	want := []Pin{{"/var/run/postgresql:5432", RolePrimary}, {"127.0.0.1:20001", RoleReplica}, {"/tmp/a:b:5432", RoleReplica}}
+	if got := c.Pins(); !reflect.DeepEqual(got, want) {
+		t.Errorf("Pins() = %+v, want %+v", got, want)
+	}
+	if err := c.Validate(); err != nil {
+		t.Errorf("Validate() = %v", err)
+	}
+	c.Pool.PinnedRoles = []string{"/var/run/postgresql:5433=primary"}
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), `"/var/run/postgresql:5433" is not one of pool.backends`) {
+		t.Errorf("pin of another port: Validate() = %v", err)
 	}
 }
 

@@ -149,7 +149,7 @@ func (v *validator) validate() {
 			if v.isBad(key) {
 				continue
 			}
-			norm, msg := checkAddr(b, false)
+			norm, msg := checkBackendAddr(b)
 			if msg != "" {
 				v.addf(key, "%s", msg)
 				continue
@@ -287,7 +287,7 @@ func (v *validator) pinnedRoles() {
 	backends := map[string]int{}
 	if !v.isBad("pool.backends") {
 		for i, b := range p.Backends {
-			if norm, msg := checkAddr(b, false); msg == "" {
+			if norm, msg := checkBackendAddr(b); msg == "" {
 				if _, dup := backends[norm]; !dup {
 					backends[norm] = i
 				}
@@ -333,7 +333,7 @@ func parsePin(s string) (norm, role, msg string) {
 		return "", "", fmt.Sprintf("%q is not host:port=primary or host:port=replica", s)
 	}
 	addr, role := strings.TrimSpace(s[:i]), strings.TrimSpace(s[i+1:])
-	norm, msg = checkAddr(addr, false)
+	norm, msg = checkBackendAddr(addr)
 	if msg != "" {
 		return "", "", msg
 	}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"net"
 	"strconv"
 	"strings"
 	"sync"
@@ -13,6 +12,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/poolmgr/poolmgr/internal/config"
 )
 
 // Query is the one statement a probe runs. LSNs come back as text
@@ -27,7 +28,7 @@ const Query = `SELECT pg_is_in_recovery(),
 
 // Target is what a probe connects to.
 type Target struct {
-	Addr     string // "host:port", as in pool.backends
+	Addr     string // "host:port" or "/socket/dir:port", as in pool.backends
 	User     string
 	Password string
 	DBName   string
@@ -212,7 +213,9 @@ func kv(v string) string {
 }
 
 func connect(ctx context.Context, t Target) (*pgx.Conn, error) {
-	host, port, err := net.SplitHostPort(t.Addr)
+	// A Unix-socket backend's host is its directory: pgx connects to the
+	// socket file in it (host=/var/run/postgresql port=5432).
+	host, port, err := config.SplitBackendAddr(t.Addr)
 	if err != nil {
 		return nil, err
 	}

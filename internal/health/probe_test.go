@@ -3,6 +3,7 @@ package health
 import (
 	"context"
 	"net"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -100,5 +101,38 @@ func TestPgxProber(t *testing.T) {
 	}
 	if d := time.Since(start); d > 2*time.Second {
 		t.Errorf("hanging server: probe took %v with a 200ms context", d)
+	}
+}
+
+// TestPgxProberUnixSocket: a "/directory:port" backend is probed over the
+// socket file .s.PGSQL.<port> in that directory (here a listener in
+// t.TempDir() that drops the connection: the probe fails, after connecting).
+func TestPgxProberUnixSocket(t *testing.T) {
+	dir := t.TempDir()
+	l, err := net.Listen("unix", filepath.Join(dir, ".s.PGSQL.5432"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	accepted := make(chan struct{}, 1)
+	go func() {
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		accepted <- struct{}{}
+		c.Close()
+	}()
+	p := NewPgxProber()
+	defer p.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := p.Probe(ctx, Target{Addr: dir + ":5432", User: "u", DBName: "d"}); err == nil {
+		t.Error("probe of a server that drops the connection succeeded")
+	}
+	select {
+	case <-accepted:
+	default:
+		t.Fatal("the probe did not connect to the Unix socket")
 	}
 }

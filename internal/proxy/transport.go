@@ -18,8 +18,9 @@ type Transport interface {
 	// nothing further for h except, possibly, nothing: no OnClosed follows a
 	// Close requested by the core.
 	Close(h Handle)
-	// Dial starts connecting to addr ("host:port") and returns the handle at
-	// once. The engine later calls ep.OnConnected(err) exactly once; after a
+	// Dial starts connecting to addr (a pool.backends entry: "host:port", or
+	// "/directory:port" for a Unix-domain socket, see config.UnixSocketPath)
+	// and returns the handle at once. The engine later calls ep.OnConnected(err) exactly once; after a
 	// successful connect, data and close events go to ep.
 	Dial(addr string, ep Endpoint) Handle
 	// PauseRead stops (true) or resumes (false) delivering data for h

@@ -25,6 +25,11 @@ type SysctlWant struct {
 	Mode     SysctlMode
 	Why      string
 	Optional bool // absent on this kernel (e.g. nf_conntrack not loaded): skip silently
+	// Global: one value for the whole machine, not visible inside a network
+	// namespace other than the initial one (tcp_mem, tcp_max_orphans). A run
+	// inside such a namespace (bench/million.sh NETNS=1) reports it as
+	// skipped; the script applies it from the initial namespace first.
+	Global bool
 }
 
 // SysctlChange is the outcome for one setting.
@@ -57,17 +62,17 @@ func WantedSysctls(n int, ports *[2]int) []SysctlWant {
 			Why: "listen backlog cap: a connect storm overflows 4096 and SYNs are dropped (1 s retransmit)"},
 		{Key: "net.ipv4.tcp_max_syn_backlog", Value: "65535", Mode: SysctlAtLeast,
 			Why: "half-open connections queued per listener during a storm"},
-		{Key: "net.core.netdev_max_backlog", Value: "65536", Mode: SysctlAtLeast,
+		{Key: "net.core.netdev_max_backlog", Value: "65536", Mode: SysctlAtLeast, Global: true,
 			Why: "loopback packets go through the per-CPU backlog; bursts of SYNs overflow 1000"},
 		{Key: "fs.file-max", Value: "4194304", Mode: SysctlAtLeast,
 			Why: "direct descriptors count in fs.file-nr; both ends of 1M connections are 2M files"},
-		{Key: "net.ipv4.tcp_mem", Value: "1048576 1572864 2097152", Mode: SysctlAtLeast,
+		{Key: "net.ipv4.tcp_mem", Value: "1048576 1572864 2097152", Mode: SysctlAtLeast, Global: true,
 			Why: "pages for TCP buffers: tearing down 2M sockets peaked at ~773K pages (default max ~575K)"},
 		{Key: "net.ipv4.tcp_tw_reuse", Value: "1", Mode: SysctlExact,
 			Why: "reuse TIME_WAIT ports for new outgoing connections (auto-port mode)"},
-		{Key: "net.ipv4.tcp_max_orphans", Value: "1048576", Mode: SysctlAtLeast,
+		{Key: "net.ipv4.tcp_max_orphans", Value: "1048576", Mode: SysctlAtLeast, Global: true,
 			Why: "closing many connections at once leaves them orphaned (FIN_WAIT) for a while"},
-		{Key: "net.netfilter.nf_conntrack_max", Value: "2097152", Mode: SysctlAtLeast, Optional: true,
+		{Key: "net.netfilter.nf_conntrack_max", Value: "2097152", Mode: SysctlAtLeast, Optional: true, Global: true,
 			Why: "if connection tracking is active, every loopback connection takes an entry"},
 		{Key: "fs.nr_open", Mode: SysctlInfo,
 			Why: "irrelevant: direct descriptors live in io_uring file tables, not the fd table"},
@@ -81,6 +86,8 @@ func WantedSysctls(n int, ports *[2]int) []SysctlWant {
 	}
 	return w
 }
+
+const globalNote = "global: not writable in this network namespace; set it from the initial one"
 
 // sysctlPath maps "net.core.somaxconn" to <procSys>/net/core/somaxconn.
 func sysctlPath(procSys, key string) string {
@@ -107,6 +114,10 @@ func ApplySysctls(procSys string, wants []SysctlWant, dryRun bool) []SysctlChang
 			if w.Optional && os.IsNotExist(err) {
 				continue
 			}
+			if w.Global && os.IsNotExist(err) {
+				out = append(out, SysctlChange{Key: w.Key, Old: "-", New: "-", Note: globalNote})
+				continue
+			}
 			out = append(out, SysctlChange{Key: w.Key, Err: err.Error()})
 			continue
 		}
@@ -119,8 +130,12 @@ func ApplySysctls(procSys string, wants []SysctlWant, dryRun bool) []SysctlChang
 				ch.New, ch.Changed = nv, true
 				if !dryRun {
 					if err := os.WriteFile(sysctlPath(procSys, w.Key), []byte(nv+"\n"), 0o644); err != nil {
-						ch.Err = err.Error()
 						ch.New, ch.Changed = old, false
+						if w.Global && os.IsPermission(err) {
+							ch.Note = globalNote // read-only inside a network namespace
+						} else {
+							ch.Err = err.Error()
+						}
 					}
 				}
 			}

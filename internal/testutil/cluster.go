@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -364,4 +365,33 @@ func PostgresAddr(t testing.TB) string {
 	}
 	c.Close()
 	return addr
+}
+
+// ClusterSocketDir returns the directory of the cluster's Unix-domain sockets
+// (unix_socket_directories, scripts/pgcluster: .cluster/sock, or a /tmp
+// directory when that path is too long), as the primary reports it, after
+// checking that this process can connect to the primary's socket there
+// (pg_hba: local trust). If it cannot, it fails the test when POOLMGR_E2E=1
+// and skips it otherwise.
+func ClusterSocketDir(t testing.TB) string {
+	t.Helper()
+	RequireCluster(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var dirs string
+	if err := AdminConn(t, "postgres").QueryRow(ctx, "SHOW unix_socket_directories").Scan(&dirs); err != nil {
+		t.Fatalf("SHOW unix_socket_directories: %v", err)
+	}
+	dir, _, _ := strings.Cut(dirs, ",")
+	dir = strings.TrimSpace(dir)
+	if !strings.HasPrefix(dir, "/") {
+		skipOrFail(t, "the cluster has no Unix socket directory (unix_socket_directories = %q)", dirs)
+	}
+	sock := filepath.Join(dir, fmt.Sprintf(".s.PGSQL.%d", PrimaryPort))
+	c, err := net.DialTimeout("unix", sock, 2*time.Second)
+	if err != nil {
+		skipOrFail(t, "cannot connect to the primary's Unix socket %s: %v", sock, err)
+	}
+	c.Close()
+	return dir
 }

@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/poolmgr/poolmgr/internal/config"
 	"github.com/poolmgr/poolmgr/internal/proxy"
 )
 
@@ -314,7 +315,11 @@ func (lp *loop) Dial(addr string, ep proxy.Endpoint) proxy.Handle {
 	timeout := lp.e.dialTO()
 	go func() {
 		d := net.Dialer{Timeout: timeout}
-		nc, err := d.Dial("tcp", addr)
+		network, address, err := dialTarget(addr)
+		var nc net.Conn
+		if err == nil {
+			nc, err = d.Dial(network, address)
+		}
 		lp.mu.Lock()
 		defer lp.mu.Unlock()
 		lp.core.SetNow(time.Now().UnixNano())
@@ -336,6 +341,20 @@ func (lp *loop) Dial(addr string, ep proxy.Endpoint) proxy.Handle {
 		go c.readLoop()
 	}()
 	return h
+}
+
+// dialTarget returns what net.Dialer.Dial takes for a backend address:
+// "unix" and the socket file for a Unix-socket backend ("/directory:port",
+// config.UnixSocketPath), else "tcp" and addr.
+func dialTarget(addr string) (network, address string, err error) {
+	if !config.IsUnixSocketAddr(addr) {
+		return "tcp", addr, nil
+	}
+	path, err := config.UnixSocketPath(addr)
+	if err != nil {
+		return "", "", &net.OpError{Op: "dial", Net: "unix", Addr: &net.UnixAddr{Name: addr, Net: "unix"}, Err: err}
+	}
+	return "unix", path, nil
 }
 
 // Post implements proxy.Poster.

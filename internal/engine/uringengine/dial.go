@@ -15,6 +15,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/poolmgr/poolmgr/internal/config"
 	"github.com/poolmgr/poolmgr/internal/proxy"
 	"github.com/poolmgr/poolmgr/internal/uring"
 )
@@ -32,6 +33,9 @@ type dialState struct {
 }
 
 func dialError(addr string, ap netip.AddrPort, err error) error {
+	if config.IsUnixSocketAddr(addr) {
+		return unixDialError(addr, err)
+	}
 	op := &net.OpError{Op: "dial", Net: "tcp", Err: err}
 	if ap.IsValid() {
 		op.Addr = net.TCPAddrFromAddrPort(ap)
@@ -58,6 +62,10 @@ func (l *loop) Dial(addr string, ep proxy.Endpoint) proxy.Handle {
 	timeout := l.e.dialTO()
 	l.ioOf(c).dial = &dialState{addr: addr, timeout: timeout}
 	h := l.handle(slot, c.gen)
+	if config.IsUnixSocketAddr(addr) {
+		l.connectUnix(c, slot, addr)
+		return h
+	}
 	if ap, err := netip.ParseAddrPort(addr); err == nil {
 		l.connect(c, slot, ap)
 		return h
@@ -112,8 +120,8 @@ func (l *loop) dialFailed(c *conn, slot uint32, err error) {
 	l.markDirty(c, slot)
 }
 
-// connect creates the socket (socket(2) + TCP_NODELAY), installs it into the
-// slot and submits CONNECT linked to a LINK_TIMEOUT, in one submit.
+// connect creates the socket (socket(2) + TCP_NODELAY) and starts
+// connecting it to ap (startConnect).
 func (l *loop) connect(c *conn, slot uint32, ap netip.AddrPort) {
 	ds := c.io.dial
 	ds.ap = ap
@@ -124,11 +132,19 @@ func (l *loop) connect(c *conn, slot uint32, ap netip.AddrPort) {
 		return
 	}
 	_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+	l.startConnect(c, slot, fd, salen)
+}
+
+// startConnect installs the new socket fd into the slot (and closes fd: the
+// table holds its own reference) and submits CONNECT to the salen bytes of
+// c.io.dial.sa linked to a LINK_TIMEOUT, in one submit.
+func (l *loop) startConnect(c *conn, slot uint32, fd int, salen uint32) {
+	ds := c.io.dial
 	l.fdUpd[0] = int32(fd)
-	_, err = l.ring.RegisterFilesUpdate(slot, l.fdUpd[:])
+	_, err := l.ring.RegisterFilesUpdate(slot, l.fdUpd[:])
 	unix.Close(fd) // the table holds its own reference
 	if err != nil {
-		l.dialFailed(c, slot, dialError(ds.addr, ap, err))
+		l.dialFailed(c, slot, dialError(ds.addr, ds.ap, err))
 		return
 	}
 	c.flags |= fHasFile

@@ -147,7 +147,9 @@
 // live in a heap object kept on the connection until the CQEs. (Server
 // connections are few; IORING_OP_URING_CMD setsockopt would need Linux
 // 6.7, the engine only needs 6.1.) Host names are resolved on a goroutine
-// and the connect continues on the loop via Post. OnConnected is called
+// and the connect continues on the loop via Post. A Unix-socket backend
+// ("/directory:port", dialunix.go) gets an AF_UNIX socket (no TCP_NODELAY)
+// and a sockaddr_un, then the same install and CONNECT. OnConnected is called
 // exactly once, from the loop, never from inside Dial; not at all after the
 // core closed the handle.
 package uringengine
