@@ -60,6 +60,7 @@ func Run(path string) error {
 	defer stopObs()
 	defer startHealth(cfg, sh, log)()
 	defer startMemoryGuard(sh, log)()
+	defer startMemoryTrim(log)()
 
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)

@@ -99,6 +99,18 @@ func (r *Ring) RegisterBufRing(group uint16, entries uint16, bufSize int) (*BufR
 	return b, nil
 }
 
+// ReleaseMemory gives the buffers' pages back to the kernel
+// (madvise(MADV_DONTNEED)): they read as zeros and are faulted in again when
+// next used, so the buffers stay valid and registered. Call it only while no
+// receive that picks buffers from this group is in flight: a page released
+// during the kernel's copy into it would lose the data.
+func (b *BufRing) ReleaseMemory() error {
+	if err := unix.Madvise(b.bufMem, unix.MADV_DONTNEED); err != nil {
+		return fmt.Errorf("uring: madvise(MADV_DONTNEED) on %d buffers: %w", b.entries, err)
+	}
+	return nil
+}
+
 // Group returns the buffer group id.
 func (b *BufRing) Group() uint16 { return b.group }
 

@@ -185,6 +185,35 @@ func TestBufRingRecycle(t *testing.T) {
 	}
 }
 
+// TestBufRingReleaseMemory: released buffers read as zeros, stay registered
+// and receive data again.
+func TestBufRingReleaseMemory(t *testing.T) {
+	r := newTestRing(t, 16, Options{})
+	br, err := r.RegisterBufRing(1, 4, 4096)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for id := range uint16(4) {
+		copy(br.Buffer(id), "stale data")
+	}
+	if err := br.ReleaseMemory(); err != nil {
+		t.Fatal(err)
+	}
+	for id := range uint16(4) {
+		if b := br.Buffer(id); !bytes.Equal(b[:10], make([]byte, 10)) {
+			t.Fatalf("buffer %d after release: %q, want zeros", id, b[:10])
+		}
+	}
+	sp := socketpair(t)
+	r.GetSQE().PrepRecvMultishot(int32(sp[0]), br.Group(), 0).SetUserData(1)
+	r.Submit()
+	unix.Write(sp[1], []byte("after release"))
+	c := waitCQEs(t, r, 1, 5*time.Second)[0]
+	if id, ok := c.BufferID(); !ok || string(br.Buffer(id)[:c.Res]) != "after release" {
+		t.Fatalf("recv into a released buffer: %+v ok=%v", c, ok)
+	}
+}
+
 // echo server on direct descriptors: explicit-slot accepts on a direct
 // listener, multishot recv with a buffer ring, send from the same buffer.
 const (

@@ -60,11 +60,14 @@
 // the next ring is created on the loop's thread (same SINGLE_ISSUER |
 // DEFER_TASKRUN setup, its own sparse table, a small provided-buffer ring of
 // min(BufCount, 256) buffers, as most clients are idle). Accepts take their
-// slot from the newest ring with a free one (falling back to older rings
-// whose slots freed) and are submitted on that ring, into that slot; the
+// slot from the lowest ring with a free one (clientSlot) and are submitted
+// on that ring, into that slot; the
 // client's recvs, sends, cancels and close go to the same ring and use its
 // buffer ring. Server connections (Dial) and refusal slots stay on ring 0;
-// extra rings reserve nothing. Rings are not closed when they empty.
+// extra rings reserve nothing. Rings are not closed when they empty, but an
+// extra ring found empty at two checks a second apart gives its buffers'
+// memory back (trimRings: madvise MADV_DONTNEED; nothing is in flight on an
+// empty ring), so RSS falls back once a storm of clients has left.
 //
 // The loop blocks on ring 0 only. The loop's eventfd is registered
 // (IORING_REGISTER_EVENTFD) on every extra ring, and its read is armed on

@@ -72,3 +72,15 @@ func ConnsPerRing(e *Engine, i int) []int {
 	<-done
 	return out
 }
+
+// RingTrims returns, per loop, how many times an empty extra ring's buffers
+// were released.
+func RingTrims(e *Engine) []uint64 {
+	out := make([]uint64, len(e.loops))
+	for i, lp := range e.loops {
+		done := make(chan struct{})
+		lp.Post(func() { out[i] = lp.stats.ringTrims; close(done) })
+		<-done
+	}
+	return out
+}

@@ -74,6 +74,7 @@ type loopStats struct {
 	writeBlocked, readPauses   uint64
 	recvNoBufs, recvRearms     uint64
 	shortSends, lingerTimeouts uint64
+	ringTrims                  uint64 // empty extra rings whose buffers were released
 }
 
 // loop is one core loop, its ring and its connections. Everything except the
@@ -116,6 +117,7 @@ type loop struct {
 
 	now      int64
 	nextTick int64
+	ticks    uint64
 	clock    time.Time // wall+monotonic base of now, re-read every tick
 	exit     bool
 	cqes     [cqeBatch]uring.CQE
@@ -276,6 +278,9 @@ func (l *loop) serve() error {
 			l.core.SetNow(l.now)
 			l.core.Tick()
 			l.checkLinger()
+			if l.ticks++; l.ticks%trimEvery == 0 && len(l.rings) > 1 {
+				l.trimRings()
+			}
 			l.nextTick = l.now + int64(tickInterval)
 		}
 		l.flush()
