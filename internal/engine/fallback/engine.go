@@ -318,7 +318,7 @@ func (lp *loop) Dial(addr string, ep proxy.Endpoint) proxy.Handle {
 		network, address, err := dialTarget(addr)
 		var nc net.Conn
 		if err == nil {
-			nc, err = d.Dial(network, address)
+			nc, err = dialRetry(&d, network, address, timeout)
 		}
 		lp.mu.Lock()
 		defer lp.mu.Unlock()
@@ -341,6 +341,24 @@ func (lp *loop) Dial(addr string, ep proxy.Endpoint) proxy.Handle {
 		go c.readLoop()
 	}()
 	return h
+}
+
+// dialRetry dials; a Unix socket whose listen backlog is full refuses a
+// non-blocking connect with EAGAIN at once (TCP would retransmit the SYN),
+// so that is retried, backing off from 1 ms to 50 ms, until timeout (0: the
+// core's default of 15 s) — as the io_uring engine's CONNECT waits.
+func dialRetry(d *net.Dialer, network, address string, timeout time.Duration) (net.Conn, error) {
+	if timeout <= 0 {
+		timeout = 15 * time.Second
+	}
+	deadline := time.Now().Add(timeout)
+	for wait := time.Millisecond; ; wait = min(2*wait, 50*time.Millisecond) {
+		nc, err := d.Dial(network, address)
+		if err == nil || network != "unix" || !errors.Is(err, syscall.EAGAIN) || time.Now().Add(wait).After(deadline) {
+			return nc, err
+		}
+		time.Sleep(wait)
+	}
 }
 
 // dialTarget returns what net.Dialer.Dial takes for a backend address:
