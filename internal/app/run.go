@@ -24,6 +24,9 @@ func Run(path string) error {
 			defer stop()
 		}
 	}
+	if f := os.Getenv("POOLMGR_MEMPROFILE"); f != "" { // heap profile every 10 s (profiling aid)
+		defer startHeapProfiles(f)()
+	}
 	cfg, err := config.Load(path)
 	if err != nil {
 		return err

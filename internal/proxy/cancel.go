@@ -13,9 +13,20 @@ type cancelRegistry struct {
 }
 
 type cancelShard struct {
-	mu sync.Mutex
-	m  map[uint32]*Client
+	mu   sync.Mutex
+	m    map[uint32]*Client
+	peak int // most entries since m was made: a Go map never gives back its buckets
 }
+
+// shrinkBelow: a shard whose map holds fewer than 1/shrinkBelow of its peak
+// (and the peak was over shrinkMinPeak) is copied into a map of its current
+// size, so the memory a storm of 1M clients took (~23 MB of buckets over the
+// 64 shards) goes back once they have left. Each copy costs O(entries) and
+// happens after at least 7/8 of the peak were deleted: amortized O(1).
+const (
+	shrinkBelow   = 8
+	shrinkMinPeak = 1024
+)
 
 func (r *cancelRegistry) init() {
 	for i := range r.shards {
@@ -34,6 +45,7 @@ func (r *cancelRegistry) register(c *Client) {
 		sh.mu.Lock()
 		if _, taken := sh.m[pid]; !taken {
 			sh.m[pid] = c
+			sh.peak = max(sh.peak, len(sh.m))
 			c.cancelPID, c.cancelSecret = pid, random32()
 			sh.mu.Unlock()
 			return
@@ -50,6 +62,13 @@ func (r *cancelRegistry) unregister(c *Client) {
 	sh.mu.Lock()
 	if sh.m[c.cancelPID] == c {
 		delete(sh.m, c.cancelPID)
+		if n := len(sh.m); sh.peak > shrinkMinPeak && n < sh.peak/shrinkBelow {
+			m := make(map[uint32]*Client, n)
+			for k, v := range sh.m {
+				m[k] = v
+			}
+			sh.m, sh.peak = m, n
+		}
 	}
 	sh.mu.Unlock()
 }
