@@ -17,6 +17,8 @@
 #              a 1:1 byte forwarder with no pooling and no parsing: the floor cost of one proxy hop
 #              on this machine (what ANY proxy pays in kernel TCP and wake-ups), not a competitor
 #   WARMUP     warm-up seconds before each measured run (2)
+#   BACKEND    how the proxies reach PostgreSQL: tcp (127.0.0.1:20000, default) or unix (the test
+#              cluster's Unix socket, .cluster/sock/.s.PGSQL.20000); clients always use TCP
 # Output: a table on stdout, also written to bench/out/results-<date>.txt.
 set -euo pipefail
 
@@ -35,6 +37,7 @@ WARMUP=${WARMUP:-2}
 MODES=${MODES:-simple extended prepared}
 TARGETS=${TARGETS:-direct poolmgr pgbouncer haproxy}
 METRICS_PORT=${METRICS_PORT:-6439}
+BACKEND=${BACKEND:-tcp}
 if [ -z "${ENGINES:-}" ]; then
 	if [ -d "$ROOT/internal/engine/uringengine" ]; then ENGINES="fallback uring uring+metrics uring+replicas"; else ENGINES="fallback"; fi
 fi
@@ -53,6 +56,15 @@ log() { printf 'bench: %s\n' "$*" >&2; }
 die() { printf 'bench: error: %s\n' "$*" >&2; exit 1; }
 
 [ -x "$PGBIN/pgbench" ] || die "pgbench not found ($PGBIN); run scripts/pgcluster start"
+SOCKDIR=${POOLMGR_CLUSTER_DIR:-$ROOT/.cluster}/sock
+case $BACKEND in
+tcp) PG_ADDR="$HOST:$DIRECT_PORT" ;;
+unix)
+	[ -S "$SOCKDIR/.s.PGSQL.$DIRECT_PORT" ] || die "BACKEND=unix: no socket $SOCKDIR/.s.PGSQL.$DIRECT_PORT (scripts/pgcluster start)"
+	PG_ADDR="$SOCKDIR:$DIRECT_PORT"
+	;;
+*) die "BACKEND=$BACKEND: tcp or unix" ;;
+esac
 "$PGBIN/pg_isready" -q -h $HOST -p $DIRECT_PORT || die "test cluster not running on $HOST:$DIRECT_PORT (scripts/pgcluster start)"
 for p in $POOLMGR_PORT $PGBOUNCER_PORT $HAPROXY_PORT; do
 	if (exec 3<>"/dev/tcp/$HOST/$p") 2>/dev/null; then die "port $p is already in use; stop whatever listens there"; fi
@@ -113,9 +125,9 @@ write_poolmgr_config() { # engine[+metrics|+replicas]
 	# Variants: "ENGINE+metrics" scrapes /metrics every second during the run
 	# (cost of collecting metrics); "ENGINE+replicas" routes reads over the
 	# two standbys too (read scaling).
-	local eng=${1%%+*} backends="\"$HOST:$DIRECT_PORT\"" extra=""
+	local eng=${1%%+*} backends="\"$PG_ADDR\"" extra=""
 	case $1 in
-	*+replicas) backends="\"$HOST:$DIRECT_PORT\", \"$HOST:$((DIRECT_PORT + 1))\", \"$HOST:$((DIRECT_PORT + 2))\"" ;;
+	*+replicas) backends="\"$PG_ADDR\", \"${PG_ADDR%:*}:$((DIRECT_PORT + 1))\", \"${PG_ADDR%:*}:$((DIRECT_PORT + 2))\"" ;;
 	*+metrics) extra=$'\n[admin]\nmetrics_bind = "'$HOST:$METRICS_PORT'"' ;;
 	esac
 	printf '"app" "app"\n"postgres" "postgres"\n' >"$TMP/userlist.txt"
@@ -145,7 +157,7 @@ write_pgbouncer_config() {
 	printf '"app" "app"\n' >"$d/userlist.txt"
 	cat >"$d/pgbouncer.ini" <<EOF
 [databases]
-app = host=$HOST port=$DIRECT_PORT dbname=app
+app = host=${PG_ADDR%:*} port=$DIRECT_PORT dbname=app
 
 [pgbouncer]
 listen_addr = $HOST
@@ -218,7 +230,7 @@ start_proxy() {
 		printf '%s\n' "global" "    maxconn 1000" "    nbthread 1" "defaults" "    mode tcp" \
 			"    timeout connect 5s" "    timeout client 120s" "    timeout server 120s" \
 			"frontend fe" "    bind $HOST:$HAPROXY_PORT" "    default_backend be" \
-			"backend be" "    server pg $HOST:$DIRECT_PORT" >"$TMP/haproxy.cfg"
+			"backend be" "    server pg $(if [ "$BACKEND" = unix ]; then echo "$SOCKDIR/.s.PGSQL.$DIRECT_PORT"; else echo "$PG_ADDR"; fi)" >"$TMP/haproxy.cfg"
 		"$HAPROXY" -f "$TMP/haproxy.cfg" -db </dev/null >>"$TMP/haproxy.out" 2>&1 &
 		PROXY_PID=$!
 		if ! wait_port $HAPROXY_PORT "$PROXY_PID" 15; then
@@ -347,7 +359,7 @@ mkdir -p "$OUTDIR"
 {
 	echo "poolmgr benchmark $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
 	echo "host: $(nproc) CPUs, $(uname -sr); PostgreSQL $("$PGBIN/postgres" --version | awk '{print $3}'); $("$PGBOUNCER" --version 2>/dev/null | head -1 || echo 'pgbouncer: n/a'); poolmgr $("$POOLMGR" version 2>/dev/null | awk '{print $2}' || echo n/a)"
-	echo "pgbench -S -n -c $CLIENTS -j $THREADS -T $DURATION (median of $REPEAT run(s), ${WARMUP}s warm-up); proxies: transaction mode, pool size 10, backend 127.0.0.1:$DIRECT_PORT"
+	echo "pgbench -S -n -c $CLIENTS -j $THREADS -T $DURATION (median of $REPEAT run(s), ${WARMUP}s warm-up); proxies: transaction mode, pool size 10, backend $PG_ADDR (BACKEND=$BACKEND; clients connect over TCP)"
 	echo "CPU us/query = proxy process utime/stime (/proc/<pid>/stat, CLK_TCK=$TICK) / transactions; direct has no proxy"
 	echo
 	printf '%-9s %-17s %10s %9s %9s %9s %9s %10s %12s\n' MODE TARGET TPS LAT_MS CPU_USR CPU_SYS CPU_TOT VS_DIRECT VS_PGBOUNCER
