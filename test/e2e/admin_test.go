@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"strings"
@@ -456,4 +457,24 @@ func TestAdminShutdown(t *testing.T) {
 	if exit, err := p.Wait(15 * time.Second); err != nil || exit != 0 {
 		t.Fatalf("poolmgr after SHUTDOWN: exit %d, %v", exit, err)
 	}
+}
+
+// waitBackendsUp waits (up to 10 s) until SHOW BACKENDS reports each backend of want
+// (address -> role) up with that role.
+func waitBackendsUp(t *testing.T, ctx context.Context, adm *pgx.Conn, want map[string]string) {
+	t.Helper()
+	testutil.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+		cols, rows := showRows(t, ctx, adm, "SHOW BACKENDS")
+		ri, hi := colIndex(cols, "role"), colIndex(cols, "health")
+		ok := 0
+		for _, r := range rows {
+			if w, found := want[r[0]]; found && r[ri] == w && r[hi] == "up" {
+				ok++
+			}
+		}
+		if ok != len(want) {
+			return fmt.Errorf("SHOW BACKENDS: %v, want %v up", rows, want)
+		}
+		return nil
+	})
 }

@@ -72,20 +72,7 @@ func routingWaitRoles(t *testing.T, p *testutil.Proxy) {
 		testutil.Standby1Addr: "standby",
 		testutil.Standby2Addr: "standby",
 	}
-	testutil.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
-		cols, rows := showRows(t, ctx, adm, "SHOW BACKENDS")
-		ri, hi := colIndex(cols, "role"), colIndex(cols, "health")
-		ok := 0
-		for _, r := range rows {
-			if w, found := want[r[0]]; found && r[ri] == w && r[hi] == "up" {
-				ok++
-			}
-		}
-		if ok != len(want) {
-			return fmt.Errorf("SHOW BACKENDS: %v", rows)
-		}
-		return nil
-	})
+	waitBackendsUp(t, ctx, adm, want)
 }
 
 // routingAdmin opens an admin console connection (database poolmgr).

@@ -39,26 +39,6 @@ func portOrNil(p *int32) any {
 	return *p
 }
 
-// unixWaitBackends waits until SHOW BACKENDS reports each backend of want
-// (address -> role) up with that role.
-func unixWaitBackends(t *testing.T, ctx context.Context, adm *pgx.Conn, want map[string]string) {
-	t.Helper()
-	testutil.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
-		cols, rows := showRows(t, ctx, adm, "SHOW BACKENDS")
-		ri, hi := colIndex(cols, "role"), colIndex(cols, "health")
-		ok := 0
-		for _, r := range rows {
-			if w, found := want[r[0]]; found && r[ri] == w && r[hi] == "up" {
-				ok++
-			}
-		}
-		if ok != len(want) {
-			return fmt.Errorf("SHOW BACKENDS: %v, want %v up", rows, want)
-		}
-		return nil
-	})
-}
-
 // TestUnixSocketBackend: poolmgr with the primary as its only backend, over
 // the primary's Unix socket: the health check finds it up, clients run
 // simple and extended queries on it, a CancelRequest reaches it, and SHOW
@@ -74,7 +54,7 @@ func TestUnixSocketBackend(t *testing.T) {
 	})
 	ctx := testCtx(t, 60*time.Second)
 	adm := mustAdminConn(t, ctx, p)
-	unixWaitBackends(t, ctx, adm, map[string]string{backend: "primary"})
+	waitBackendsUp(t, ctx, adm, map[string]string{backend: "primary"})
 
 	// The health check (which found the role) and the query cache's catalog
 	// and bus connections use the socket too: PostgreSQL shows client_port
@@ -154,7 +134,7 @@ func TestUnixSocketPrimaryTCPReplica(t *testing.T) {
 	})
 	ctx := testCtx(t, 60*time.Second)
 	adm := mustAdminConn(t, ctx, p)
-	unixWaitBackends(t, ctx, adm, map[string]string{primary: "primary", testutil.Standby1Addr: "standby"})
+	waitBackendsUp(t, ctx, adm, map[string]string{primary: "primary", testutil.Standby1Addr: "standby"})
 
 	c := connect(t, ctx, p, withMode(pgx.QueryExecModeSimpleProtocol))
 	if port := unixServerPort(t, ctx, c, "SELECT inet_server_port()"); port != routingReplica1Port {

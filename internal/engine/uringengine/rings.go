@@ -34,9 +34,10 @@ type ringState struct {
 	conns   []conn
 	slots   *uring.SlotAllocator
 	reserve uint32 // free slots never given to clients (ring 0: ServerSlots)
-	// Extra rings only: trimRings gives an empty ring's buffer memory back.
-	emptyChecks uint8 // consecutive trim checks that found the ring empty
-	bufReleased bool  // buffers released; cleared when a client slot is taken
+	// Extra rings only: trimRings checks that found the ring empty since a
+	// client last took a slot in it (saturating); its buffers are released
+	// at the second.
+	emptyChecks uint8
 }
 
 // trimEvery is how many loop ticks pass between two trimRings checks.
@@ -81,7 +82,7 @@ func (l *loop) clientSlot() (uint32, bool) {
 	for r := min(l.curRing, len(l.rings)); r < len(l.rings); r++ {
 		if l.rings[r].hasClientSlot() {
 			l.curRing = r
-			l.rings[r].bufReleased = false
+			l.rings[r].emptyChecks = 0
 			s, ok := l.rings[r].slots.Get()
 			return connID(r, s), ok
 		}
@@ -148,16 +149,15 @@ func (l *loop) trimRings() {
 			rs.emptyChecks = 0
 			continue
 		}
-		if rs.bufReleased {
-			continue
+		if rs.emptyChecks < 255 {
+			rs.emptyChecks++
 		}
-		if rs.emptyChecks++; rs.emptyChecks < 2 {
+		if rs.emptyChecks != 2 {
 			continue
 		}
 		if err := rs.br.ReleaseMemory(); err != nil {
 			l.log.Warn("io_uring: cannot release an empty ring's buffers", "loop", l.id, "ring", r, "err", err)
 		}
-		rs.bufReleased = true
 		l.stats.ringTrims++
 	}
 }
